@@ -20,14 +20,28 @@ How it is computed (:func:`score_sequences`):
   that predict response tokens are gathered, and the LM head and the log-sum-exp run on those rows only,
   ``chunk_size`` rows at a time, in fp32 (logits are upcast before the log-sum-exp, whatever the model's
   dtype). No ``[batch, length, vocab]`` tensor is ever built.
-- Prompts shared by several responses are computed once: batches of distinct prompts run first and their
-  key/value caches are kept (as many as ``cache_bytes`` holds: a window); the window's responses, bucketed
-  by length across the window, then run as batches continuing from them (each row's cache gathered into a
-  new ``DynamicCache``, never mutating the kept one; position ids start at the prompt's length; padding
-  masked). The first response token is scored from the prompt's last hidden state. Prompts with a single
-  response, and models whose cache is not a plain ``DynamicCache`` (sliding-window or recurrent layers),
-  run prompt + response in one pass instead. Both ways give the same numbers. Pairs whose prompt was cut
-  by ``max_length`` usually no longer share it (each is cut to fit its own response).
+- Prompts shared by several responses are computed once (``strategy``):
+
+  - ``"packed"`` (the default where the model allows it): one row holds a prompt followed by its
+    responses, ``[prompt][response 1]...[response k]``, with a custom 4D attention mask (the prompt causal
+    among itself; each response attends to the whole prompt and causally to its own tokens, never to
+    another response) and position ids that restart at the prompt's length for every response. One
+    forward gives every response's hidden states; the prompt's last position predicts each response's
+    first token. Rows are cut at ``max_packed_length`` tokens (a prompt's other responses go to further
+    rows) and right-padded (a padding position attends to itself only, so no row is fully masked). The
+    mask is boolean (True = attend) for ``sdpa`` and additive float (0 or the dtype's minimum) for
+    ``eager``; other attention implementations (flash, flex), sliding-window layers, and models whose
+    packed rows do not reproduce plain rows on a small probe (checked once per model) do not pack.
+  - ``"cache"``: batches of distinct prompts run first and their key/value caches are kept (as many as
+    ``cache_bytes`` holds: a window); the window's responses, bucketed by length across the window, then
+    run as batches continuing from them (each row's cache gathered into a new ``DynamicCache``, never
+    mutating the kept one; position ids start at the prompt's length; padding masked). Prompts with a
+    single response, and models whose cache is not a plain ``DynamicCache`` (sliding-window or recurrent
+    layers), run prompt + response in one pass instead.
+  - ``"none"``: prompt + response in one pass per row.
+
+  All give the same numbers. Pairs whose prompt was cut by ``max_length`` usually no longer share it
+  (each is cut to fit its own response).
 - Batches are bucketed by length, and their composition depends only on the inputs' contents, never on
   their order; results come back in input order. Per-token log-probs are fp32, sums are accumulated in
   float64 (bf16 sums would resolve only ~1 nat at -300).
@@ -38,6 +52,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -255,6 +270,9 @@ class _Runner:
         params = inspect.signature(self.body.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.x
         self.can_share = self._plain_dynamic_cache(model.config)
+        self.attn = getattr(model.config, "_attn_implementation", None)
+        dtype = getattr(model, "dtype", None)  # a PreTrainedModel's first floating-point parameter dtype
+        self.dtype = dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else torch.float32
 
     def _plain_dynamic_cache(self, config) -> bool:
         from transformers import DynamicCache
@@ -269,9 +287,11 @@ class _Runner:
             return False
         return all(type(layer) is DynamicLayer for layer in layers)
 
-    def forward(self, ids, mask, positions, cache=None):
+    def forward(self, ids, mask, positions, cache=None, use_cache=True):
         kwargs = {self.cache_kwarg: cache} if cache is not None else {}
-        out = self.body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
+        out = self.body(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=use_cache, **kwargs
+        )
         new_cache = getattr(out, "cache", None)
         if new_cache is None:
             new_cache = getattr(out, "past_key_values", None)
@@ -442,6 +462,186 @@ def _score_shared(runner: _Runner, pairs: list[EncodedPair], plan: list[_Window]
             bar.update(1)
 
 
+# ------------------------------------------------------------------------------------------ packed prompts
+
+#: Attention implementations that take a custom 4D mask ``[batch, 1, query, key]`` as it is: ``sdpa`` a
+#: boolean one (True = attend), ``eager`` a float one added to the scores (0 or the dtype's minimum).
+_MASK_FORMATS = ("sdpa", "eager")
+STRATEGIES = ("packed", "cache", "none")
+_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class _Pack:
+    """One packed row: a context followed by some of its responses (pair indices, in row order)."""
+
+    context: tuple[int, ...]
+    members: list[int]
+    length: int
+
+
+def _pack_plan(
+    pairs: list[EncodedPair], order: list[int], batch_size: int, max_packed: int
+) -> list[list[_Pack]]:
+    """Each context's responses packed after it (split past ``max_packed`` tokens); rows bucketed by length.
+
+    A batch holds at most ``batch_size`` responses (at least one row). Depends on contents, not order.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i in order:
+        groups.setdefault(pairs[i].context, []).append(i)
+    packs: list[_Pack] = []
+    for context in sorted(groups, key=lambda c: (len(c), c)):
+        pack = None
+        for i in sorted(groups[context], key=lambda i: (len(pairs[i].response), pairs[i].response)):
+            n = len(pairs[i].response)
+            if pack is None or pack.length + n > max_packed:
+                pack = _Pack(context, [], len(context))
+                packs.append(pack)
+            pack.members.append(i)
+            pack.length += n
+    packs.sort(key=lambda p: (p.length, p.context, [pairs[i].response for i in p.members]))
+    batches: list[list[_Pack]] = []
+    held = batch_size
+    for pack in packs:
+        if held + len(pack.members) > batch_size:
+            batches.append([])
+            held = 0
+        batches[-1].append(pack)
+        held += len(pack.members)
+    return batches
+
+
+def _packed_mask(segments: torch.Tensor, attn: str, dtype: torch.dtype) -> torch.Tensor:
+    """``[batch, 1, width, width]`` mask: causal within the context and within each response.
+
+    ``segments``: 0 for context tokens, ``j + 1`` for response ``j``'s tokens, -1 for padding. A response
+    sees the context and its own earlier tokens, never another response; a padding position sees itself
+    (a fully masked row would give NaN in sdpa).
+    """
+    idx = torch.arange(segments.shape[1], device=segments.device)
+    q, k = segments[:, :, None], segments[:, None, :]
+    allowed = (idx[:, None] >= idx[None, :]) & (k >= 0) & ((k == 0) | (k == q))
+    allowed |= (q < 0) & (idx[:, None] == idx[None, :])
+    allowed = allowed[:, None]
+    if attn == "sdpa":
+        return allowed
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+
+
+def _packed_forward(
+    runner: _Runner, pairs: list[EncodedPair], batch: list[_Pack]
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """One forward over a batch of packs.
+
+    Returns the hidden states that predict each response token, the tokens they predict, and the pairs
+    they belong to (``items``, row by row, in that order).
+    """
+    width = max(p.length for p in batch)
+    ids = np.zeros((len(batch), width), dtype=np.int64)
+    segments = np.full((len(batch), width), -1, dtype=np.int64)
+    positions = np.zeros((len(batch), width), dtype=np.int64)
+    rows, cols, targets, items = [], [], [], []
+    for r, pack in enumerate(batch):
+        c = len(pack.context)
+        ids[r, :c], segments[r, :c], positions[r, :c] = pack.context, 0, np.arange(c)
+        start = c
+        for j, i in enumerate(pack.members):
+            response = pairs[i].response
+            stop = start + len(response)
+            ids[r, start:stop], segments[r, start:stop] = response, j + 1
+            positions[r, start:stop] = np.arange(c, c + len(response))  # as if right after the context
+            rows.append(np.full(len(response), r))
+            cols.append(np.concatenate([[c - 1], np.arange(start, stop - 1)]))  # each predicts the next
+            targets.append(response)
+            items.append(i)
+            start = stop
+    device = runner.device
+    hidden, _ = runner.forward(
+        torch.from_numpy(ids).to(device),
+        _packed_mask(torch.from_numpy(segments).to(device), runner.attn, runner.dtype),
+        torch.from_numpy(positions).to(device),
+        use_cache=False,
+    )
+    picked = hidden[
+        torch.from_numpy(np.concatenate(rows)).to(hidden.device),
+        torch.from_numpy(np.concatenate(cols)).to(hidden.device),
+    ]
+    return picked, torch.from_numpy(np.concatenate(targets)).to(hidden.device), items
+
+
+def _score_packed(runner: _Runner, pairs: list[EncodedPair], plan: list[list[_Pack]], sink, bar) -> None:
+    """One row per pack: the context once, then its responses, each attending to the context and itself."""
+    for batch in plan:
+        states, targets, items = _packed_forward(runner, pairs, batch)
+        sink(items, runner.token_logps(states, targets))
+        bar.update(1)
+
+
+def _packing_checked(model, runner: _Runner) -> bool:
+    """Whether packed rows give the hidden states of plain rows on this model (once per model and dtype).
+
+    Catches architectures that ignore a custom 4D mask or the position ids. Needs inference mode.
+    """
+    key = (runner.attn, runner.dtype)
+    known = _CHECKED.setdefault(model, {})
+    if key not in known:
+        vocab = getattr(runner.head, "out_features", None) or model.config.vocab_size
+        t = [(7 * k + 3) % vocab for k in range(8)]
+        probe = [
+            EncodedPair((t[0], t[1], t[2]), (t[3], t[4])),
+            EncodedPair((t[0], t[1], t[2]), (t[5], t[6], t[7])),
+            EncodedPair((t[1], t[2]), (t[4],)),
+        ]
+        got, _, items = _packed_forward(
+            runner, probe, [p for b in _pack_plan(probe, [0, 1, 2], 8, 64) for p in b]
+        )
+        ids, mask, _ = _pad([p.context + p.response for p in probe], runner.device)
+        hidden, _ = runner.forward(ids, mask, _positions(ids), use_cache=False)
+        want = torch.cat([hidden[i, len(probe[i].context) - 1 : -1][: len(probe[i].response)] for i in items])
+        scale = float(want.abs().max()) + 1
+        diff = float((got.float() - want.float()).abs().max()) / scale
+        tol = 1e-4 if runner.dtype == torch.float32 else 5e-2
+        known[key] = bool(np.isfinite(diff) and diff <= tol)
+        if not known[key]:
+            logger.info(
+                "No packed prompts for %s (attention %s): packed rows differ by %.3g (relative)",
+                type(model).__name__,
+                runner.attn,
+                diff,
+            )
+    return known[key]
+
+
+def _strategy(runner: _Runner, model, strategy: str | None, share_prompts: bool | None) -> str:
+    """The path to take: the one asked for, or the fastest the model allows (packed > cache > none)."""
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)} or None, got {strategy!r}")
+    if strategy is not None and share_prompts is not None and share_prompts != (strategy != "none"):
+        raise ConfigError(
+            f"share_prompts={share_prompts} contradicts strategy={strategy!r}; give one of them"
+        )
+    if strategy == "none" or share_prompts is False:
+        return "none"
+    if strategy in (None, "cache") and not runner.can_share and (strategy or share_prompts):
+        raise ConfigError(
+            f"sharing prompts needs a plain key/value cache, but {type(model).__name__} has "
+            "sliding-window or recurrent layers; leave share_prompts and strategy at None"
+        )
+    packable = runner.can_share and runner.attn in _MASK_FORMATS and _packing_checked(model, runner)
+    if strategy == "packed" and not packable:
+        raise ConfigError(
+            f"strategy='packed' needs full attention that takes a custom 4D mask (sdpa or eager) and "
+            f"honours position ids; {type(model).__name__} has attention {runner.attn!r}"
+            + ("" if runner.can_share else " and sliding-window or recurrent layers")
+            + "; use strategy=None"
+        )
+    if strategy == "packed" or (strategy is None and packable):
+        return "packed"
+    return "cache" if runner.can_share else "none"
+
+
 def score_encoded(
     model,
     pairs: Sequence[EncodedPair],
@@ -452,12 +652,14 @@ def score_encoded(
     cache_bytes: int = 2 * 1024**3,
     return_token_logps: bool = False,
     show_progress: bool | None = None,
+    strategy: str | None = None,
+    max_packed_length: int = 4096,
 ) -> SequenceScores:
     """Score already tokenized pairs (see :func:`score_sequences` for the options)."""
-    if min(batch_size, chunk_size, cache_bytes) < 1:
+    if min(batch_size, chunk_size, cache_bytes, max_packed_length) < 1:
         raise ConfigError(
-            "batch_size, chunk_size and cache_bytes must be >= 1, "
-            f"got {batch_size}, {chunk_size} and {cache_bytes}"
+            "batch_size, chunk_size, cache_bytes and max_packed_length must be >= 1, "
+            f"got {batch_size}, {chunk_size}, {cache_bytes} and {max_packed_length}"
         )
     pairs = list(pairs)
     for i, pair in enumerate(pairs):
@@ -475,28 +677,6 @@ def score_encoded(
     if n == 0:
         return SequenceScores(sums, n_tokens, truncated, [] if return_token_logps else None)
 
-    runner = _Runner(model, chunk_size)
-    if share_prompts and not runner.can_share:
-        raise ConfigError(
-            f"share_prompts=True needs a plain key/value cache, but {type(model).__name__} has "
-            "sliding-window or recurrent layers; leave share_prompts=None"
-        )
-    counts: dict[tuple[int, ...], int] = {}
-    for p in pairs:
-        counts[p.context] = counts.get(p.context, 0) + 1
-    if share_prompts is False or not runner.can_share:
-        shared, single = [], list(range(n))
-    elif share_prompts:
-        shared, single = list(range(n)), []
-    else:
-        shared = [i for i, p in enumerate(pairs) if counts[p.context] > 1]
-        single = [i for i, p in enumerate(pairs) if counts[p.context] == 1]
-    cache_tokens = 1  # only matters (and is measured) with more than one batch of prompts
-    if len({pairs[i].context for i in shared}) > batch_size:
-        cache_tokens = cache_bytes // runner.cache_bytes_per_token(pairs[shared[0]].context[0])
-    plan = _shared_plan(pairs, shared, batch_size, cache_tokens)
-    n_batches = -(-len(single) // batch_size) + sum(len(w.contexts) + len(w.responses) for w in plan)
-
     def sink(items: list[int], values: torch.Tensor) -> None:
         values = values.cpu().numpy()
         ends = np.cumsum([len(pairs[i].response) for i in items])[:-1]
@@ -506,20 +686,45 @@ def score_encoded(
 
     was_training = model.training
     model.eval()  # dropout would make the scores random
-    bar = tqdm(
-        total=n_batches,
-        desc="Scoring sequences",
-        unit="batch",
-        disable=not _progress_enabled(show_progress, n_batches),
-    )
+    bar = None
     try:
         with torch.inference_mode():
+            runner = _Runner(model, chunk_size)
+            path = _strategy(runner, model, strategy, share_prompts)
+            logger.debug("Scoring %d pairs with strategy %r", n, path)
+            single, packs, plan = list(range(n)), [], []
+            if path == "packed":
+                single, packs = [], _pack_plan(pairs, list(range(n)), batch_size, max_packed_length)
+            elif path == "cache":
+                counts: dict[tuple[int, ...], int] = {}
+                for p in pairs:
+                    counts[p.context] = counts.get(p.context, 0) + 1
+                shared = [i for i, p in enumerate(pairs) if share_prompts or counts[p.context] > 1]
+                single = [i for i, p in enumerate(pairs) if not share_prompts and counts[p.context] == 1]
+                cache_tokens = 1  # only matters (and is measured) with more than one batch of prompts
+                if len({pairs[i].context for i in shared}) > batch_size:
+                    cache_tokens = cache_bytes // runner.cache_bytes_per_token(pairs[shared[0]].context[0])
+                plan = _shared_plan(pairs, shared, batch_size, cache_tokens)
+            n_batches = (
+                -(-len(single) // batch_size)
+                + len(packs)
+                + sum(len(w.contexts) + len(w.responses) for w in plan)
+            )
+            bar = tqdm(
+                total=n_batches,
+                desc="Scoring sequences",
+                unit="batch",
+                disable=not _progress_enabled(show_progress, n_batches),
+            )
             if single:
                 _score_full(runner, pairs, single, batch_size, sink, bar)
-            if shared:
+            if packs:
+                _score_packed(runner, pairs, packs, sink, bar)
+            if plan:
                 _score_shared(runner, pairs, plan, sink, bar)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         model.train(was_training)
     return SequenceScores(sums, n_tokens, truncated, list(token_logps) if return_token_logps else None)
 
@@ -538,6 +743,8 @@ def score_sequences(
     share_prompts: bool | None = None,
     cache_bytes: int = 2 * 1024**3,
     row_labels: Sequence[int | str] | None = None,
+    strategy: str | None = None,
+    max_packed_length: int = 4096,
 ) -> SequenceScores:
     """Compute ``log p(response | prompt)`` for each pair with a causal LM, exactly and without waste.
 
@@ -550,17 +757,22 @@ def score_sequences(
         tokenizer: The model's own tokenizer.
         prompts: Prompt texts, already rendered (chat template applied, if any).
         responses: Response texts, one per prompt (repeat a prompt for each of its responses: it runs once).
-        batch_size: Sequences per forward pass.
+        batch_size: Responses per forward pass (a packed row may hold more when one prompt has more).
         max_length: Cap on context + response tokens; ``None`` keeps everything.
         return_token_logps: Also return the per-token log-probs.
         show_progress: Progress bar; ``None`` shows it for 8 batches or more. Off with
             ``REAL_HUB_DISABLE_PROGRESS_BARS=1`` or when the ``real_hub`` logger's level is above INFO.
         chunk_size: Positions per LM-head call (bounds the ``[chunk, vocab]`` logits in memory).
-        share_prompts: Reuse a prompt's key/value cache for its responses; ``None`` does it where a prompt
-            has several responses and the model's cache allows it.
-        cache_bytes: Memory for the prompts' key/value caches held at once (at least one batch's worth);
-            more lets responses of more prompts be bucketed by length together (less padding).
+        share_prompts: Compute a prompt once for all its responses (``True``: required, ``False``: never,
+            ``None``: wherever the model allows it).
+        cache_bytes: ``strategy="cache"``: memory for the prompts' key/value caches held at once (at least
+            one batch's worth); more lets responses of more prompts be bucketed by length together.
         row_labels: How errors name the rows (default: their index).
+        strategy: How prompts are shared: ``"packed"`` (one row per prompt with its responses after it),
+            ``"cache"`` (the prompt's key/value cache reused), ``"none"`` (prompt + response per row), or
+            ``None``: packed where the model's attention allows it, else cache, else none.
+        max_packed_length: ``strategy="packed"``: tokens per packed row; a prompt's responses that do not
+            fit go to further rows (a row always holds at least one response).
 
     Returns:
         :class:`SequenceScores` in input order.
@@ -575,6 +787,8 @@ def score_sequences(
         cache_bytes=cache_bytes,
         return_token_logps=return_token_logps,
         show_progress=show_progress,
+        strategy=strategy,
+        max_packed_length=max_packed_length,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 
@@ -13,7 +14,7 @@ from tiny_models import MERGE_PROMPT, MERGE_RESPONSE, Tiny
 from transformers import AutoModelForCausalLM, AutoTokenizer, MistralConfig, MistralForCausalLM
 
 from real_hub.errors import ConfigError, RowError
-from real_hub.logprobs import DISABLE_PROGRESS_ENV, encode_pairs, score_sequences
+from real_hub.logprobs import DISABLE_PROGRESS_ENV, EncodedPair, encode_pairs, score_encoded, score_sequences
 
 TOL = 1e-4  # nats, fp32
 
@@ -104,7 +105,14 @@ def test_prompt_caches_held_in_small_windows(references, name):
     (model, tokenizer), ref = references[name]
     # A tiny memory budget: every window holds one batch of prompts, the responses come from several.
     scores = score_sequences(
-        model, tokenizer, PROMPTS, RESPONSES, batch_size=2, cache_bytes=1, share_prompts=True
+        model,
+        tokenizer,
+        PROMPTS,
+        RESPONSES,
+        batch_size=2,
+        cache_bytes=1,
+        share_prompts=True,
+        strategy="cache",
     )
     np.testing.assert_allclose(scores.logp, [r.sum() for r in ref], atol=TOL)
 
@@ -128,19 +136,161 @@ def test_prompt_computed_once_per_batch_of_its_responses(gpt2_lm: Tiny):
     )
     prompt = "Human: What is the capital of France? Assistant:"
     responses = [" Paris.", " It is Paris.", " Paris, France.", " Lyon? No, Paris."]
-    score_sequences(model, tokenizer, [prompt] * 4, responses, batch_size=16)
+    score_sequences(model, tokenizer, [prompt] * 4, responses, batch_size=16, strategy="cache")
+    score_sequences(model, tokenizer, [prompt] * 4, responses, batch_size=16, strategy="packed")
     hook.remove()
     n_prompt = len(tokenizer(prompt)["input_ids"])
-    longest = max(len(reference_split(tokenizer, prompt, r)[1]) for r in responses)
-    # One pass over the prompt alone, then one over the four responses without the prompt.
-    assert seen == [(1, n_prompt), (4, longest)]
+    lengths = [len(reference_split(tokenizer, prompt, r)[1]) for r in responses]
+    # Cache: one pass over the prompt alone, then one over the four responses without the prompt.
+    # Packed: one row, the prompt once and the four responses after it. (The first packed call also
+    # runs a small probe: rows of at most 8 tokens.)
+    assert [shape for shape in seen if shape[1] > 8] == [
+        (1, n_prompt),
+        (4, max(lengths)),
+        (1, n_prompt + sum(lengths)),
+    ]
+
+
+# ------------------------------------------------------------------------------------------ packed prompts
+
+
+def with_attention(model, attn: str):
+    """A copy of ``model`` running attention implementation ``attn``."""
+    model = copy.deepcopy(model)
+    model.set_attn_implementation(attn)
+    assert model.config._attn_implementation == attn
+    return model
+
+
+class _RowShapes:
+    """Records the ``input_ids`` shape of every forward of the model's body."""
+
+    def __init__(self, model) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+        self.handle = model.base_model.register_forward_pre_hook(
+            lambda mod, args, kw: self.shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True
+        )
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 7, 16])
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_packed_matches_reference(references, name, batch_size, attn):
+    (model, tokenizer), ref = references[name]
+    model = with_attention(model, attn)
+    order = list(range(len(PROMPTS)))
+    random.Random(batch_size + 100).shuffle(order)
+    scores = score_sequences(
+        model,
+        tokenizer,
+        [PROMPTS[i] for i in order],
+        [RESPONSES[i] for i in order],
+        batch_size=batch_size,
+        strategy="packed",
+        return_token_logps=True,
+    )
+    for j, i in enumerate(order):
+        assert scores.n_tokens[j] == len(ref[i])
+        np.testing.assert_allclose(scores.token_logps[j], ref[i], atol=TOL)
+        assert scores.logp[j] == pytest.approx(ref[i].sum(), abs=TOL)
+    # The same numbers whatever the input order (batches are made from the contents).
+    again = score_sequences(model, tokenizer, PROMPTS, RESPONSES, batch_size=batch_size, strategy="packed")
+    np.testing.assert_array_equal(again.logp[order], scores.logp)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_packed_rows_hold_a_prompt_once_and_all_its_responses(request, name, attn):
+    model, tokenizer = request.getfixturevalue(f"{name}_lm")
+    model = with_attention(model, attn)
+    prompt = list(GROUPS)[1]  # four responses
+    pairs = encode_pairs(tokenizer, [prompt] * 4, GROUPS[prompt])
+    score_encoded(model, pairs[:1], strategy="packed")  # the probe runs on the first call
+    rows = _RowShapes(model)
+    scores = score_encoded(model, pairs, batch_size=4, strategy="packed")
+    rows.handle.remove()
+    assert rows.shapes == [(1, len(pairs[0].context) + sum(len(p.response) for p in pairs))]
+    ref = [reference_token_logps(model, p.context, p.response).sum() for p in pairs]
+    np.testing.assert_allclose(scores.logp, ref, atol=TOL)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_no_response_attends_to_another(request, name, attn):
+    model, tokenizer = request.getfixturevalue(f"{name}_lm")
+    model = with_attention(model, attn)
+    vocab = len(tokenizer)
+    context = tuple(tokenizer("Human: Hello. Assistant:")["input_ids"])
+    checked = EncodedPair(context, (11, 12, 13, 14, 15))
+    # Shorter responses go first in a packed row: the checked one comes after the one that changes.
+    others = [EncodedPair(context, (20 + k, 30 + k, 40 + k, 50 + k)) for k in range(3)]
+    others.append(EncodedPair(context, (vocab - 1,) * 4))
+    rows = _RowShapes(model)
+    got = [
+        score_encoded(model, [checked, other], strategy="packed", return_token_logps=True).token_logps[0]
+        for other in others
+    ]
+    rows.handle.remove()
+    assert (1, len(context) + 4 + 5) in rows.shapes  # both responses in one row
+    for values in got[1:]:
+        np.testing.assert_allclose(values, got[0], atol=1e-6)
+    ref = reference_token_logps(model, checked.context, checked.response)
+    np.testing.assert_allclose(got[0], ref, atol=TOL)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_packed_rows_are_split_at_max_packed_length(references, name):
+    (model, tokenizer), ref = references[name]
+    pairs = encode_pairs(tokenizer, PROMPTS, RESPONSES)
+    limit = 20
+    rows = _RowShapes(model)
+    scores = score_encoded(model, pairs, batch_size=16, strategy="packed", max_packed_length=limit)
+    rows.handle.remove()
+    # A row holds at most `limit` tokens, unless one prompt + one response alone is longer.
+    longest_single = max(len(p.context) + len(p.response) for p in pairs)
+    assert all(width <= max(limit, longest_single) for _, width in rows.shapes)
+    assert sum(n for n, _ in rows.shapes) > len(GROUPS)  # some prompt's responses went to several rows
+    np.testing.assert_allclose(scores.logp, [r.sum() for r in ref], atol=TOL)
+
+
+def test_model_that_ignores_a_custom_mask_is_not_packed(llama_lm: Tiny):
+    model, tokenizer = llama_lm
+    ref = reference_scores(model, tokenizer, PROMPTS, RESPONSES)
+
+    def plain_causal(module, args, kwargs):
+        mask = kwargs["attention_mask"]
+        if mask.ndim == 4:  # a model that attends causally whatever it is given: responses see each other
+            assert mask.dtype == torch.bool  # sdpa
+            kwargs["attention_mask"] = torch.ones_like(mask).tril()
+        return args, kwargs
+
+    model.base_model.register_forward_pre_hook(plain_causal, with_kwargs=True)
+    with pytest.raises(ConfigError, match="strategy='packed' needs full attention"):
+        score_sequences(model, tokenizer, PROMPTS, RESPONSES, strategy="packed")
+    rows = _RowShapes(model)
+    scores = score_sequences(model, tokenizer, PROMPTS, RESPONSES, batch_size=16)  # the cache path instead
+    rows.handle.remove()
+    assert len(rows.shapes) == 3  # singles in one pass, then prompts, then their responses
+    np.testing.assert_allclose(scores.logp, [r.sum() for r in ref], atol=TOL)
+
+
+def test_strategy_arguments(gpt2_lm: Tiny):
+    with pytest.raises(ConfigError, match="strategy must be one of packed, cache, none"):
+        score_sequences(*gpt2_lm, ["a"], [" b"], strategy="fast")
+    with pytest.raises(ConfigError, match="share_prompts=False contradicts strategy='packed'"):
+        score_sequences(*gpt2_lm, ["a"], [" b"], strategy="packed", share_prompts=False)
+    with pytest.raises(ConfigError, match="share_prompts=True contradicts strategy='none'"):
+        score_sequences(*gpt2_lm, ["a"], [" b"], strategy="none", share_prompts=True)
+    with pytest.raises(ConfigError, match="max_packed_length"):
+        score_sequences(*gpt2_lm, ["a"], [" b"], max_packed_length=0)
 
 
 # ------------------------------------------------------------------------------------------- tokenization
 
 
+@pytest.mark.parametrize("strategy", ["packed", "cache"])
 @pytest.mark.parametrize("make", [tiny_models.gpt2_tokenizer, tiny_models.llama_tokenizer])
-def test_boundary_token_merges_into_the_response(make):
+def test_boundary_token_merges_into_the_response(make, strategy):
     tokenizer = make()
     model = tiny_models.tiny_llama(tokenizer)
     p_ids = tokenizer(MERGE_PROMPT)["input_ids"]
@@ -151,12 +301,15 @@ def test_boundary_token_merges_into_the_response(make):
     context, response = reference_split(tokenizer, MERGE_PROMPT, MERGE_RESPONSE)
     assert len(context) < len(p_ids) and response[0] == hello
     assert (list(pair.context), list(pair.response)) == (context, response)
-    scores = score_sequences(model, tokenizer, [MERGE_PROMPT, MERGE_PROMPT], [MERGE_RESPONSE, "p"])
+    scores = score_sequences(
+        model, tokenizer, [MERGE_PROMPT, MERGE_PROMPT], [MERGE_RESPONSE, "p"], strategy=strategy
+    )
     assert scores.logp[0] == pytest.approx(reference_token_logps(model, context, response).sum(), abs=TOL)
     assert scores.n_tokens[0] == len(response)
 
 
-def test_bos_appears_once(llama_lm: Tiny):
+@pytest.mark.parametrize("strategy", ["packed", "cache"])
+def test_bos_appears_once(llama_lm: Tiny, strategy):
     model, tokenizer = llama_lm
     bos = tokenizer.bos_token_id
     plain = "Human: Hello. Assistant:"
@@ -170,8 +323,9 @@ def test_bos_appears_once(llama_lm: Tiny):
         assert ids[0] == bos and ids.count(bos) == 1
     expected = tokenizer(rendered + "Hi there.", add_special_tokens=False)["input_ids"]
     assert list(pairs[1].context + pairs[1].response) == expected
-    scores = score_sequences(model, tokenizer, [plain, rendered], [" Hi there.", "Hi there."])
-    for j, pair in enumerate(pairs):
+    prompts, responses = [plain, rendered, rendered], [" Hi there.", "Hi there.", "Hello."]
+    scores = score_sequences(model, tokenizer, prompts, responses, strategy=strategy)
+    for j, pair in enumerate(encode_pairs(tokenizer, prompts, responses)):
         assert scores.logp[j] == pytest.approx(
             reference_token_logps(model, pair.context, pair.response).sum(), abs=TOL
         )
@@ -347,6 +501,8 @@ def test_sliding_window_model_falls_back_to_full_passes():
     model = MistralForCausalLM(config).eval()
     with pytest.raises(ConfigError, match="sliding-window"):
         score_sequences(model, tokenizer, PROMPTS, RESPONSES, share_prompts=True)
+    with pytest.raises(ConfigError, match="sliding-window"):
+        score_sequences(model, tokenizer, PROMPTS, RESPONSES, strategy="packed")
     scores = score_sequences(model, tokenizer, PROMPTS, RESPONSES, batch_size=4)
     np.testing.assert_allclose(
         scores.logp, [r.sum() for r in reference_scores(model, tokenizer, PROMPTS, RESPONSES)], atol=TOL
