@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 from datasets import Dataset
@@ -180,3 +182,50 @@ def test_scheduler_is_made_only_when_a_labels_repo_is_set(tmp_path, monkeypatch)
     assert store._lock is sched.lock
     put(store, 0, "ann", "A")
     assert len(store.records()) == 1
+
+
+def test_labels_reach_a_dataset_repo_through_a_real_commit_scheduler(tmp_path, monkeypatch, hub):
+    """The real ``CommitScheduler`` over HTTP: labels appended locally arrive in the private labels repo."""
+    from conftest import HUB_TOKEN, HUB_USER
+    from huggingface_hub import HfApi, snapshot_download
+
+    repo = f"{HUB_USER}/space-labels"
+    monkeypatch.setenv("REAL_HUB_LABELS_REPO", repo)
+    local = tmp_path / "labels"
+    sched = labels_scheduler(local, every=60)  # the scheduler pushes once on start, then hourly
+    api = HfApi(token=HUB_TOKEN)
+
+    def remote_lines() -> int:
+        path = api.hf_hub_download(repo, "labels/labels-s1.jsonl", repo_type="dataset", local_dir=tmp_path / "r")
+        return len(Path(path).read_text().splitlines())
+
+    try:
+        for _ in range(500):  # the start-up push (of an empty folder) is done before any label exists
+            if getattr(sched, "last_future", None) is not None:
+                break
+            time.sleep(0.01)
+        assert sched.last_future.result() is None
+        store = LabelStore(local, session="s1", scheduler=sched)
+        put(store, 0, "ann", "A")
+        put(store, 1, "ann", "B", a_side="rejected")
+        assert sched.trigger().result() is not None
+        assert remote_lines() == 2
+        put(store, 2, "ann", "tie")
+        put(store, 3, "ann", "A", a_side="rejected")
+        assert sched.trigger().result() is not None
+        assert remote_lines() == 4
+        assert sched.trigger().result() is None  # nothing changed since: no empty commit
+    finally:
+        sched.stop()
+
+    assert api.repo_info(repo, repo_type="dataset").private
+    assert [f for f in api.list_repo_files(repo, repo_type="dataset") if f.startswith("labels/")] == [
+        "labels/labels-s1.jsonl"
+    ]
+    remote = Path(snapshot_download(repo, repo_type="dataset", local_dir=tmp_path / "remote"))
+    assert (remote / "labels" / "labels-s1.jsonl").read_bytes() == store.path.read_bytes()
+    got, report = load_annotations(remote / "labels")
+    want, _ = load_annotations(local)
+    assert got.to_list() == want.to_list()
+    assert len(got) == 3 and report.ties == 1  # the tie is counted, not emitted
+    assert got["chosen"] == ["c0", "c1", "r3"]  # orientation of A/B as shown: see `put`'s a_side
