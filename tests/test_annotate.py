@@ -196,7 +196,9 @@ def test_labels_reach_a_dataset_repo_through_a_real_commit_scheduler(tmp_path, m
     api = HfApi(token=HUB_TOKEN)
 
     def remote_lines() -> int:
-        path = api.hf_hub_download(repo, "labels/labels-s1.jsonl", repo_type="dataset", local_dir=tmp_path / "r")
+        path = api.hf_hub_download(
+            repo, "labels/labels-s1.jsonl", repo_type="dataset", local_dir=tmp_path / "r"
+        )
         return len(Path(path).read_text().splitlines())
 
     try:
