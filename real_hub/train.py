@@ -34,13 +34,14 @@ Why a subclass: in TRL 1.16 ``DPOTrainer.__init__`` calls ``self._precompute_ref
 batch_size)`` for the train and eval sets whenever ``precompute_ref_log_probs=True``, and that method always
 runs the reference model, even when the columns exist (then fails on the duplicated columns).
 :func:`dpo_trainer_class` overrides that one method; ``tests/test_train.py`` fails if TRL changes this path.
+
+The model card and the push live in :mod:`real_hub.model_card`; the ``real-hub train`` command in
+:mod:`real_hub.cli.train`.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -48,15 +49,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ColumnError, ConfigError, HubError
+from .errors import ColumnError, ConfigError
 from .logprobs import EncodedPair
+from .model_card import MODEL_TAGS as MODEL_TAGS  # re-exported: it was defined here
+from .model_card import build_model_card, push_folder
 
 logger = logging.getLogger(__name__)
 
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 PRECOMPUTE_REF = ("engine", "trl", "dataset", "none")
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
-MODEL_TAGS = ["dpo", "trl", "real-hub"]
 _RESERVED = {"output_dir", "precompute_ref_log_probs", "hub_token", "push_to_hub", "hub_model_id"}
 
 
@@ -258,106 +260,6 @@ def dpo_trainer_class() -> type:
             return dataset.add_column(REF_COLUMNS[0], chosen).add_column(REF_COLUMNS[1], rejected)
 
     return RealHubDPOTrainer
-
-
-# ------------------------------------------------------------------------------------------- card and push
-
-
-def _hub_id(name: str | None) -> str | None:
-    """``name`` when it reads as a Hub repo id (and is no local path), else ``None``."""
-    if not name or Path(name).expanduser().exists():
-        return None
-    parts = name.split("/")
-    return name if len(parts) == 2 and all(parts) and not name.startswith((".", "~")) else None
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-
-
-def build_model_card(
-    *,
-    base_model: str,
-    dataset: str,
-    training_args: Mapping[str, Any],
-    metrics: Mapping[str, float],
-    dataset_config: str | None = None,
-    split: str | None = None,
-    lora: bool = False,
-    repo_id: str | None = None,
-) -> Any:
-    """The model card: ``base_model``/``datasets`` metadata (Hub ids only), DPO tags, arguments, metrics."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    from .card import library_versions
-
-    data = ModelCardData(
-        base_model=_hub_id(base_model),
-        datasets=[d] if (d := _hub_id(dataset)) else None,
-        library_name="peft" if lora else "transformers",
-        tags=[*MODEL_TAGS, *(["lora"] if lora else [])],
-        pipeline_tag="text-generation",
-    )
-    name = f"`{repo_id}`" if repo_id else "This model"
-    where = ", ".join(f"{k} `{v}`" for k, v in (("config", dataset_config), ("split", split)) if v)
-    load = "PeftModel / AutoPeftModelForCausalLM" if lora else "AutoModelForCausalLM"
-    lines = [
-        f"# {repo_id.split('/')[-1] if repo_id else 'DPO model'}",
-        "",
-        f"{name} is `{base_model}` trained with DPO (TRL's `DPOTrainer`) on the preference set `{dataset}`"
-        + (f" ({where})" if where else "")
-        + ", curated with real-hub (REAL pair selection, Dr.SoW rewards)"
-        + (", as LoRA adapters." if lora else "."),
-        "",
-        f"- Base model: `{base_model}`",
-        f"- Dataset: `{dataset}`",
-        f"- Load with: `{load}.from_pretrained({(repo_id or 'path')!r})`",
-        "",
-        "## Training arguments",
-        "",
-        "| argument | value |",
-        "|---|---|",
-        *(f"| {k} | {_fmt(v)} |" for k, v in sorted(training_args.items())),
-        "",
-        "## Final metrics",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        *(f"| {k} | {_fmt(v)} |" for k, v in sorted(metrics.items())),
-        "",
-        "## Versions",
-        "",
-        *(f"- {k}: {v}" for k, v in sorted(library_versions().items())),
-        "",
-    ]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
-
-
-def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
-    """Create (if needed) the model repo ``repo_id`` and upload ``folder`` to it; returns the repo id.
-
-    Raises:
-        HubError: The Hub (or ``HF_ENDPOINT``) refused or could not be reached.
-    """
-    import httpx2
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HFValidationError
-
-    api = HfApi(token=token)
-    try:
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        api.upload_folder(
-            repo_id=repo_id,
-            folder_path=str(folder),
-            commit_message="DPO model trained with real-hub",
-            ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**"],
-        )
-    except (httpx2.HTTPError, OSError, HFValidationError) as err:
-        raise HubError(f"cannot push the model to {repo_id!r}: {err}") from None
-    logger.info("Pushed %s to %s", folder, repo_id)
-    return repo_id
 
 
 # --------------------------------------------------------------------------------------------------- train
@@ -592,91 +494,4 @@ def train_dpo(
         card_path=str(card_path),
         pushed_to=pushed,
         training_args=args,
-    )
-
-
-# ----------------------------------------------------------------------------------------------------- CLI
-
-EXAMPLES = """examples:
-  real-hub train hh-real --config dissimilar --model HuggingFaceTB/SmolLM2-135M-Instruct --max-steps 200
-  real-hub train me/hh-real --config dissimilar --model path/to/model --lora --push-to me/model-dpo
-"""
-
-
-def make_parser(subparsers: Any = None) -> argparse.ArgumentParser:
-    """The ``train`` options: a parser of their own, or a sub-command of ``subparsers`` (the CLI's)."""
-    kwargs: dict[str, Any] = {
-        "description": "Train a causal LM with DPO (TRL) on a curated preference set; reference log-probs "
-        "from real-hub's engine; save it with a model card and optionally push it to the Hub.",
-        "epilog": EXAMPLES,
-        "formatter_class": argparse.RawDescriptionHelpFormatter,
-    }
-    if subparsers is None:
-        p = argparse.ArgumentParser(prog="real-hub train", **kwargs)
-    else:
-        p = subparsers.add_parser("train", help="Train a model with DPO on a curated set.", **kwargs)
-    p.add_argument("dataset", metavar="DATASET", help="Curated folder, data file or Hub dataset id.")
-    p.add_argument("--model", required=True, help="Model folder, Hub id, or packaged model name.")
-    p.add_argument("--config", default=None, help="Config of the dataset (e.g. dissimilar).")
-    p.add_argument("--split", default="train", help="Split to train on (default: %(default)s).")
-    p.add_argument("--eval-split", default=None, help="Split to evaluate on after training.")
-    p.add_argument("--output-dir", default=None, help="Output folder (default: <model name>-DPO).")
-    p.add_argument("--push-to", default=None, metavar="REPO_ID", help="Push the model to this Hub repo.")
-    p.add_argument("--private", action="store_true", help="Create the Hub repo private.")
-    p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login).")
-    p.add_argument("--lora", action="store_true", help="Train LoRA adapters (peft) instead of all weights.")
-    p.add_argument("--lora-r", type=int, default=16, help="LoRA rank (default: %(default)s).")
-    p.add_argument("--lora-alpha", type=int, default=32, help="LoRA alpha (default: %(default)s).")
-    p.add_argument("--beta", type=float, default=0.1, help="DPO beta (default: %(default)s).")
-    p.add_argument("--lr", type=float, default=5e-7, help="Learning rate (default: %(default)s).")
-    p.add_argument("--max-steps", type=int, default=-1, help="Stop after N steps (default: one epoch).")
-    p.add_argument("--epochs", type=float, default=1.0, help="Epochs when --max-steps is not given.")
-    p.add_argument(
-        "--batch-size", type=int, default=4, help="Pairs per device and step (default: %(default)s)."
-    )
-    p.add_argument("--grad-accum", type=int, default=1, help="Gradient accumulation steps.")
-    p.add_argument("--max-length", type=int, default=1024, help="Tokens per sequence (default: %(default)s).")
-    p.add_argument("--precompute-ref", default="engine", choices=PRECOMPUTE_REF, help="Reference log-probs.")
-    p.add_argument("--dtype", default="float32", help="Weights' dtype: float32, bfloat16 or float16.")
-    p.add_argument("--seed", type=int, default=0, help="Seed (default: %(default)s).")
-    p.add_argument(
-        "--base-model", default=None, help="Base model's Hub id for the card (if --model is a path)."
-    )
-    p.add_argument(
-        "--dataset-name", default=None, help="Dataset's Hub id for the card (if DATASET is a path)."
-    )
-    return p
-
-
-def main(args: argparse.Namespace | None = None) -> TrainResult:
-    """Run :func:`train_dpo` with the parsed options (``sys.argv`` when ``args`` is None)."""
-    if args is None:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        args = make_parser().parse_args()
-    output_dir = args.output_dir or f"{Path(args.model.rstrip('/')).name}-DPO"
-    return train_dpo(
-        args.dataset,
-        args.model,
-        output_dir=output_dir,
-        config=args.config,
-        split=args.split,
-        eval_split=args.eval_split,
-        beta=args.beta,
-        learning_rate=args.lr,
-        max_steps=args.max_steps,
-        num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=args.grad_accum,
-        max_length=args.max_length,
-        lora=args.lora,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        precompute_ref=args.precompute_ref,
-        push_to=args.push_to,
-        private=args.private,
-        token=args.token,
-        base_model=args.base_model,
-        dataset_name=args.dataset_name,
-        dtype=args.dtype,
-        seed=args.seed,
     )
