@@ -50,6 +50,7 @@ from .routing import (
 from .validate import (
     CANDIDATE_RESPONSE_COLUMN,
     PAIR_RESPONSE_COLUMNS,
+    check_messages,
     check_text,
     response_columns,
     response_text,
@@ -119,19 +120,7 @@ def _check_prompt(value: Any, label: int | str) -> str | list[dict[str, Any]]:
     if isinstance(value, str):
         return check_text(value, row=label, column="prompt")
     if isinstance(value, (list, tuple)):
-        messages = []
-        for j, m in enumerate(value):
-            if not (
-                isinstance(m, Mapping)
-                and isinstance(m.get("role"), str)
-                and isinstance(m.get("content"), str)
-            ):
-                raise RowError(
-                    f"expected a message {{'role': str, 'content': str}}, found {str(m)[:60]!r}",
-                    row=label,
-                    column=f"prompt[{j}]",
-                )
-            messages.append({"role": m["role"], "content": m["content"]})
+        messages = check_messages(value, row=label, column="prompt")
         if last_user_turn(messages) is None:
             roles = [m["role"] for m in messages]
             raise RowError(f"the conversation has no user turn (roles: {roles})", row=label, column="prompt")

@@ -27,16 +27,37 @@ def row_label(i: int, indices: Sequence[int] | None) -> int | str:
     )
 
 
+def describe(value: Any) -> str:
+    """A value for an error message: its type and the start of its text (``None`` as is)."""
+    return "None" if value is None else f"{type(value).__name__} {str(value)[:60]!r}"
+
+
+def check_messages(value: Any, *, row: int | str, column: str) -> list[dict[str, str]]:
+    """Return ``value`` as a list of ``{'role', 'content'}`` string messages, else raise naming the item."""
+    if not isinstance(value, (list, tuple)):
+        raise RowError(f"expected a list of chat messages, found {describe(value)}", row=row, column=column)
+    out = []
+    for j, message in enumerate(value):
+        if not (
+            isinstance(message, Mapping)
+            and isinstance(message.get("role"), str)
+            and isinstance(message.get("content"), str)
+        ):
+            raise RowError(
+                f"expected a message {{'role': str, 'content': str}}, found {describe(message)}",
+                row=row,
+                column=f"{column}[{j}]",
+            )
+        out.append({"role": message["role"], "content": message["content"]})
+    return out
+
+
 def check_text(value: Any, *, row: int | str, column: str) -> str:
     """Return ``value`` if it is a non-empty string, else raise a :class:`RowError` naming the row."""
     if value is None:
         raise RowError("expected a non-empty string, found None", row=row, column=column)
     if not isinstance(value, str):
-        raise RowError(
-            f"expected a string, found {type(value).__name__} {str(value)[:60]!r}",
-            row=row,
-            column=column,
-        )
+        raise RowError(f"expected a string, found {describe(value)}", row=row, column=column)
     if not value.strip():
         raise RowError("expected a non-empty string, found an empty one", row=row, column=column)
     return value

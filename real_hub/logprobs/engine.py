@@ -33,6 +33,8 @@ def _strategy(runner: _Runner, model, strategy: str | None, share_prompts: bool 
             f"sharing prompts needs a plain key/value cache, but {type(model).__name__} has "
             "sliding-window or recurrent layers; leave share_prompts and strategy at None"
         )
+    if strategy == "cache":  # asked for, and allowed (checked above): no packing probe needed
+        return "cache"
     packable = runner.can_share and runner.attn in _MASK_FORMATS and _packing_checked(model, runner)
     if strategy == "packed" and not packable:
         raise ConfigError(
@@ -195,5 +197,3 @@ def score_sequences(
         max_packed_length=max_packed_length,
     )
 
-
-__all__ = ["EncodedPair", "SequenceScores", "encode_pairs", "score_encoded", "score_sequences"]

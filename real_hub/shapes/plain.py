@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..errors import RowError
-from ..validate import row_label
+from ..validate import describe, row_label
 from .features import CANDIDATE_COLUMNS
-from .values import _append, _describe, _is_empty, _new_columns, _number, _prompt, _source_id
+from .values import _append, _is_empty, _new_columns, _number, _prompt, _source_id
 
 
 def candidates_batch_validate(
@@ -27,19 +27,19 @@ def candidates_batch_validate(
         responses = batch["responses"][i]
         if not isinstance(responses, (list, tuple)) or not responses:
             raise RowError(
-                f"expected a non-empty list of strings, found {_describe(responses)}",
+                f"expected a non-empty list of strings, found {describe(responses)}",
                 row=row,
                 column="responses",
             )
         for j, text in enumerate(responses):
             if not isinstance(text, str) or not text.strip():
                 raise RowError(
-                    f"expected a non-empty string, found {_describe(text)}", row=row, column=f"responses[{j}]"
+                    f"expected a non-empty string, found {describe(text)}", row=row, column=f"responses[{j}]"
                 )
         scores = batch["scores"][i] if "scores" in batch else None
         if scores is not None:
             if not isinstance(scores, (list, tuple)) or len(scores) != len(responses):
-                found = f"{len(scores)} scores" if isinstance(scores, (list, tuple)) else _describe(scores)
+                found = f"{len(scores)} scores" if isinstance(scores, (list, tuple)) else describe(scores)
                 raise RowError(
                     f"expected one score per response ({len(responses)}), found {found}",
                     row=row,

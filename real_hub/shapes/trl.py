@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..validate import require_columns, row_label
+from ..validate import check_messages, require_columns, row_label
 from .features import PAIR_COLUMNS
-from .values import _append, _messages, _new_columns, _number, _pair_checks, _prompt, _source_id, _text
+from .values import _append, _new_columns, _number, _pair_checks, _prompt, _source_id, _text
 
 _SCORE_COLUMNS = (("chosen_score", "rejected_score"), ("score_chosen", "score_rejected"))
 
@@ -34,12 +34,12 @@ def _trl_row(
         chosen = _text(chosen, row=row, column="chosen")
         rejected = _text(rejected, row=row, column="rejected")
         return _prompt(prompt, row=row), chosen, rejected, None
-    c_msgs = _messages(chosen, row=row, column="chosen")
-    r_msgs = _messages(rejected, row=row, column="rejected")
+    c_msgs = check_messages(chosen, row=row, column="chosen")
+    r_msgs = check_messages(rejected, row=row, column="rejected")
     if isinstance(prompt, (list, tuple)):  # explicit conversational
         (c_text, c_skip), (r_text, r_skip) = _completion(c_msgs), _completion(r_msgs)
         skip = c_skip or r_skip
-        return _messages(prompt, row=row, column="prompt"), c_text, r_text, skip
+        return check_messages(prompt, row=row, column="prompt"), c_text, r_text, skip
     # implicit prompt (no prompt, or a plain-text copy of it): everything before the last message
     if not c_msgs or not r_msgs or c_msgs[-1]["role"] != "assistant" or r_msgs[-1]["role"] != "assistant":
         return None, None, None, "no_assistant_turn"

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import RowError
-from ..validate import row_label
+from ..validate import describe, row_label
 from .features import CANDIDATE_COLUMNS
-from .values import _append, _describe, _new_columns, _number, _text
+from .values import _append, _new_columns, _number, _text
 
 
 def ultrafeedback_score(
@@ -30,7 +30,7 @@ def ultrafeedback_score(
         except (TypeError, ValueError):
             column = f"completions[{item}].annotations.{aspect}.Rating"
             raise RowError(
-                f"expected a rating 1-5 or 'N/A', found {_describe(rating)}", row=row, column=column
+                f"expected a rating 1-5 or 'N/A', found {describe(rating)}", row=row, column=column
             ) from None
     if ratings:
         return sum(ratings) / len(ratings)
@@ -54,7 +54,7 @@ def ultrafeedback_batch_to_candidates(
         completions = batch["completions"][i]
         if not isinstance(completions, (list, tuple)):
             raise RowError(
-                f"expected a list of completions, found {_describe(completions)}",
+                f"expected a list of completions, found {describe(completions)}",
                 row=row,
                 column="completions",
             )
@@ -62,7 +62,7 @@ def ultrafeedback_batch_to_candidates(
         for j, completion in enumerate(completions):
             if not isinstance(completion, Mapping):
                 raise RowError(
-                    f"expected a dict, found {_describe(completion)}", row=row, column=f"completions[{j}]"
+                    f"expected a dict, found {describe(completion)}", row=row, column=f"completions[{j}]"
                 )
             text = _text(completion.get("response"), row=row, column=f"completions[{j}].response")
             score = ultrafeedback_score(completion, row=row, item=j)

@@ -7,37 +7,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import RowError
+from ..validate import check_messages, describe
 from .features import NOTES, SKIP
-
-
-def _describe(value: Any) -> str:
-    return "None" if value is None else f"{type(value).__name__} {str(value)[:60]!r}"
 
 
 def _text(value: Any, *, row: int | str, column: str) -> str:
     """A string (possibly empty: emptiness is a counted skip, not an error)."""
     if not isinstance(value, str):
-        raise RowError(f"expected a string, found {_describe(value)}", row=row, column=column)
+        raise RowError(f"expected a string, found {describe(value)}", row=row, column=column)
     return value
-
-
-def _messages(value: Any, *, row: int | str, column: str) -> list[dict[str, str]]:
-    if not isinstance(value, (list, tuple)):
-        raise RowError(f"expected a list of chat messages, found {_describe(value)}", row=row, column=column)
-    out = []
-    for j, message in enumerate(value):
-        if not (
-            isinstance(message, Mapping)
-            and isinstance(message.get("role"), str)
-            and isinstance(message.get("content"), str)
-        ):
-            raise RowError(
-                f"expected a message {{'role': str, 'content': str}}, found {_describe(message)}",
-                row=row,
-                column=f"{column}[{j}]",
-            )
-        out.append({"role": message["role"], "content": message["content"]})
-    return out
 
 
 def _prompt(value: Any, *, row: int | str, column: str = "prompt") -> str | list[dict[str, str]]:
@@ -45,9 +23,9 @@ def _prompt(value: Any, *, row: int | str, column: str = "prompt") -> str | list
     if isinstance(value, str):
         return value
     if isinstance(value, (list, tuple)):
-        return _messages(value, row=row, column=column)
+        return check_messages(value, row=row, column=column)
     raise RowError(
-        f"expected a string or a list of chat messages, found {_describe(value)}", row=row, column=column
+        f"expected a string or a list of chat messages, found {describe(value)}", row=row, column=column
     )
 
 
@@ -59,7 +37,7 @@ def _number(value: Any, *, row: int | str, column: str, optional: bool = True) -
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise RowError(f"expected a number, found {_describe(value)}", row=row, column=column)
+        raise RowError(f"expected a number, found {describe(value)}", row=row, column=column)
     return float(value)
 
 
