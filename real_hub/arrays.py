@@ -8,7 +8,7 @@ and raise a :class:`~real_hub.errors.RowError` naming the row when a vector is m
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,30 @@ except ImportError:  # pragma: no cover - a datasets release that moved them
     LazyBatch = PythonFormatter = None  # type: ignore[assignment,misc]
 
 
+class ArrowBatch(Mapping):
+    """An Arrow table read as a batch: ``batch[name]`` is the column as Python values (converted once).
+
+    :func:`raw_column` reads the Arrow column itself, so vectors never become Python floats.
+    """
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._python: dict[str, list[Any]] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        if name not in self._python:
+            if name not in self.table.column_names:
+                raise KeyError(name)
+            self._python[name] = self.table.column(name).to_pylist()
+        return self._python[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.column_names)
+
+    def __len__(self) -> int:
+        return self.table.num_columns
+
+
 def column_names(batch: Any) -> list[str]:
     """The batch's column names, whatever its form."""
     if isinstance(batch, pa.Table):
@@ -38,6 +62,8 @@ def raw_column(batch: Any, name: str) -> Any:
     """The column as Arrow when the batch is Arrow-backed and not yet formatted, else as given."""
     if isinstance(batch, pa.Table):
         return batch.column(name)
+    if isinstance(batch, ArrowBatch):
+        return batch.table.column(name)
     if (
         LazyBatch is not None
         and isinstance(batch, LazyBatch)

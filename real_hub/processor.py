@@ -6,6 +6,10 @@ processor is pickled, so that ``datasets`` fingerprints the configuration, never
 ``num_proc>1`` workers rebuild what they need on first call. The package version is part of the
 pickled state: a processor class is pickled by reference, so without it a code change would keep
 the old cache.
+
+The same processor serves ``Dataset.map`` and Ray Data's ``map_batches``: subclasses implement
+:meth:`Processor.process`, and ``__call__`` adapts the batch forms once for all of them (see
+:meth:`Processor.__call__`).
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
+import pyarrow as pa
+
+from .arrays import ArrowBatch, to_python
 from .schema import SKIP_REASON
 from .version import __version__
 
@@ -24,7 +32,57 @@ _VERSION_KEY = "__real_hub_version__"
 
 
 class Processor:
-    """Base class: pickles to its public attributes (the configuration) plus the package version."""
+    """Base class: pickles to its public attributes (the configuration) plus the package version.
+
+    Subclasses implement :meth:`process`; calling the processor adapts the batch form (see
+    :meth:`__call__`). ``adds_columns`` says whether the processor adds columns to its input rows
+    (``EmbedResponses``, ``DensityRatioReward``, ``PairSimilarity``) or emits rows of its own
+    (``SelectPairs``, ``OrientByReward``, ``PairsFromRewards``, mapped with ``remove_columns``).
+    """
+
+    adds_columns: ClassVar[bool] = True
+
+    def __call__(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
+        """Process one batch, in whichever form ``Dataset.map`` or Ray Data's ``map_batches`` gives it.
+
+        ``Dataset.map`` passes a dict of lists (or datasets' lazy batch) and gets :meth:`process`'s new
+        columns back, which it merges into the rows. A columnar batch (a ``pyarrow.Table``, a
+        ``pandas.DataFrame`` or a dict of numpy arrays: Ray Data's ``batch_format`` "pyarrow",
+        "pandas" and "numpy") is read as Arrow, and the answer is a ``pyarrow.Table`` typed by the
+        processor's ``output_features``: the input columns plus the new ones when the processor adds
+        columns (Ray keeps only what the function returns), the emitted rows otherwise.
+        """
+        if not is_columnar(batch):
+            return self.process(batch, *args, **kwargs)
+        table = to_arrow_table(batch)
+        return self.arrow_output(table, self.process(ArrowBatch(table), *args, **kwargs))
+
+    def process(self, batch: Mapping[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Return the new columns (or rows) of one batch; ``args`` are ``map``'s indices and rank."""
+        raise NotImplementedError
+
+    def arrow_output(self, table: pa.Table, new: Mapping[str, Any]) -> pa.Table:
+        """The Arrow answer to a columnar batch ``table`` whose processing gave the columns ``new``."""
+        types = self._output_types(table.schema)
+        columns: dict[str, Any] = {}
+        if self.adds_columns:
+            columns = {n: table.column(n) for n in table.column_names}
+        for name, values in new.items():
+            columns[name] = arrow_column(values, types.get(name))
+        if not columns:
+            return pa.table({})
+        return pa.table(columns)
+
+    def _output_types(self, schema: pa.Schema) -> dict[str, pa.DataType]:
+        """Arrow type of each output column, from ``output_features`` (cached per input schema)."""
+        cache = self.__dict__.setdefault("_arrow_types", {})
+        if schema not in cache:
+            from datasets import Features
+
+            features = self.output_features(Features.from_arrow_schema(schema))  # type: ignore[attr-defined]
+            arrow = features.arrow_schema
+            cache[schema] = {name: arrow.field(name).type for name in arrow.names}
+        return cache[schema]
 
     def config(self) -> dict[str, Any]:
         """The configuration: every public attribute, sorted by name."""
@@ -121,3 +179,81 @@ def drop_skipped(rows: Any, column: str = SKIP_REASON) -> tuple[Any, dict[str, i
     if skipped:
         rows = rows.select(np.flatnonzero(reasons.is_null().to_numpy(zero_copy_only=False)))
     return rows.remove_columns(column), skipped
+
+
+# ------------------------------------------------------------------------------------------ batch forms
+
+
+def is_columnar(batch: Any) -> bool:
+    """Whether ``batch`` is columnar: an Arrow table, a pandas frame, or a dict of numpy arrays."""
+    if isinstance(batch, pa.Table):
+        return True
+    if isinstance(batch, Mapping):
+        return type(batch) is dict and bool(batch) and all(isinstance(v, np.ndarray) for v in batch.values())
+    return type(batch).__module__.split(".")[0] == "pandas" and hasattr(batch, "columns")
+
+
+def numpy_to_arrow(values: np.ndarray) -> pa.Array:
+    """A numpy column as Arrow; n-d numeric arrays and object arrays of arrays become nested lists."""
+    if values.dtype != object:
+        if values.ndim <= 1:
+            return pa.array(values)
+        width = values.shape[1]
+        offsets = np.arange(0, len(values) * width + 1, width, dtype=np.int32)
+        return pa.ListArray.from_arrays(offsets, numpy_to_arrow(values.reshape(-1, *values.shape[2:])))
+    items = list(values)
+    if items and all(isinstance(v, np.ndarray) and v.ndim >= 1 for v in items):
+        try:
+            flat = np.concatenate(items)
+        except ValueError:  # parts of different shapes: read them as Python values
+            return pa.array([to_python(v) for v in items])
+        lengths = np.fromiter((len(v) for v in items), dtype=np.int64, count=len(items))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        return pa.ListArray.from_arrays(offsets, numpy_to_arrow(flat))
+    return pa.array([to_python(v) for v in items])
+
+
+def _plain_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """An extension column (Ray's tensors) as plain nested lists; any other column as it is."""
+    if not isinstance(column.type, pa.ExtensionType):
+        return column
+    return pa.chunked_array(
+        [numpy_to_arrow(np.asarray(c.to_numpy(zero_copy_only=False))) for c in column.chunks]
+    )
+
+
+def to_arrow_table(batch: Any) -> pa.Table:
+    """A columnar batch (Arrow table, pandas frame, dict of numpy arrays) as a plain Arrow table."""
+    if isinstance(batch, pa.Table):
+        table = batch
+    elif isinstance(batch, Mapping):
+        table = pa.table({str(n): numpy_to_arrow(np.asarray(v)) for n, v in batch.items()})
+    else:  # pandas: Arrow-backed columns convert without a copy, numpy-backed ones as above
+        columns = {}
+        for name in batch.columns:
+            series = batch[name]
+            try:
+                columns[str(name)] = pa.array(series, from_pandas=True)
+            except (pa.ArrowException, TypeError, ValueError):
+                columns[str(name)] = numpy_to_arrow(series.to_numpy())
+        table = pa.table(columns)
+    if any(isinstance(f.type, pa.ExtensionType) for f in table.schema):
+        table = pa.table({n: _plain_column(table.column(n)) for n in table.column_names})
+    return table
+
+
+def arrow_column(values: Any, arrow_type: pa.DataType | None = None) -> pa.Array | pa.ChunkedArray:
+    """A processor's output column (list or numpy array) as Arrow, cast to ``arrow_type`` when given."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        array = values
+    elif isinstance(values, np.ndarray):
+        array = numpy_to_arrow(values)
+    elif values and all(isinstance(v, np.ndarray) for v in values):
+        items = np.empty(len(values), dtype=object)
+        items[:] = list(values)
+        array = numpy_to_arrow(items)
+    else:
+        array = pa.array([to_python(v) for v in values], type=arrow_type)
+    if arrow_type is not None and array.type != arrow_type:
+        array = array.cast(arrow_type)
+    return array

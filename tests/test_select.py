@@ -9,6 +9,7 @@ import math
 import re
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from datasets import Dataset, List, Value
 from datasets.fingerprint import Hasher
@@ -429,7 +430,9 @@ def test_a_ray_style_numpy_batch_gives_the_same_rows(rows):
         )[:-1],
     }
     processor = SelectPairs("similar", pairs_per_prompt=2)
-    expected, got = processor(plain), processor(as_numpy)
+    expected, table = processor(plain), processor(as_numpy)
+    assert isinstance(table, pa.Table)  # Ray's form: the emitted rows as one typed table
+    got = table.to_pydict()
     assert got["chosen"] == expected["chosen"] and got["chosen_index"] == expected["chosen_index"]
     np.testing.assert_allclose(got["similarity"], expected["similarity"], atol=1e-6)
 

@@ -128,6 +128,8 @@ class OrientByReward(Processor):
             ``skip_reason`` column, which is None on emitted pairs.
     """
 
+    adds_columns = False
+
     def __init__(
         self,
         min_margin: float = 0.0,
@@ -148,7 +150,7 @@ class OrientByReward(Processor):
             swaps.append(rewards)
         return swaps
 
-    def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
         """Return the oriented pairs (all input columns, plus ``margin`` and ``flipped``)."""
         names = column_names(batch)
         require_columns(
@@ -241,6 +243,8 @@ class PairsFromRewards(Processor):
         keep_skipped: Also emit one row per skipped prompt, with its ``skip_reason``.
     """
 
+    adds_columns = False
+
     def __init__(
         self,
         mode: str = "best-vs-worst",
@@ -297,7 +301,7 @@ class PairsFromRewards(Processor):
         reason = _skip_reason(margin, self.min_margin)
         return reason if reason is not None else (keep[best], keep[other], margin)
 
-    def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
         """Return one pair row per prompt that gives a pair (plus skipped prompts with ``keep_skipped``)."""
         names = column_names(batch)
         require_columns(

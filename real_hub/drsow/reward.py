@@ -325,7 +325,7 @@ class DensityRatioReward(Processor):
         return render(tokenizer, messages, response)
 
     # -- the map function ------------------------------------------------------------------------
-    def __call__(self, batch: Mapping[str, Any], *args: Any) -> dict[str, Any]:
+    def process(self, batch: Mapping[str, Any], *args: Any) -> dict[str, Any]:
         """Score one batch; returns only the new columns."""
         indices, rank = split_extra_args(args, self.with_rank)
         columns = self.input_columns(list(batch.keys()))

@@ -167,7 +167,7 @@ class EmbedResponses(Processor):
         return out
 
     # -- the map function ------------------------------------------------------------------------
-    def __call__(self, batch: Mapping[str, Any], *args: Any) -> dict[str, Any]:
+    def process(self, batch: Mapping[str, Any], *args: Any) -> dict[str, Any]:
         """Embed one batch; returns only the new ``<column>_embedding`` columns."""
         indices, rank = split_extra_args(args, self.with_rank)
         columns = self.input_columns(list(batch.keys()))

@@ -79,7 +79,7 @@ class PairSimilarity(Processor):
         self.rejected_column = rejected_column
         self.output_column = output_column
 
-    def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
         """Return ``{output_column: cosine per row}`` (float64 values computed in float32)."""
         require_columns(
             column_names(batch),
@@ -98,8 +98,8 @@ class PairSimilarity(Processor):
             )
         return {self.output_column: np.einsum("ij,ij->i", chosen, rejected).astype(np.float64)}
 
-    def output_features(self) -> Features:
-        """Features of the new column, for ``dataset.map(..., features=...)``."""
+    def output_features(self, input_features: Features | None = None) -> Features:
+        """Features of the new column, for ``dataset.map(..., features=...)`` (the input's do not matter)."""
         return Features({self.output_column: Value("float64")})
 
 
@@ -221,6 +221,8 @@ class SelectPairs(Processor):
         keep_skipped: Also emit one row per skipped item, with its ``skip_reason``.
     """
 
+    adds_columns = False
+
     def __init__(
         self,
         strategy: str = "dissimilar",
@@ -316,7 +318,7 @@ class SelectPairs(Processor):
         for r, row in enumerate(group):
             row.picks = list(zip(pick_i[r], pick_j[r], pick_s[r], strict=True))
 
-    def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
+    def process(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
         """Return the new pair rows (one per selected pair; plus skipped items with ``keep_skipped``)."""
         names = column_names(batch)
         require_columns(
