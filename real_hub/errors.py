@@ -38,18 +38,44 @@ class ColumnError(RealHubError, KeyError):
 
 
 class RowError(RealHubError, ValueError):
-    """A row holds a value that cannot be processed (None, empty, wrong type, ragged lists)."""
+    """A row holds a value that cannot be processed (None, empty, wrong type, ragged lists).
 
-    def __init__(self, message: str, *, row: int | str | None = None, column: str | None = None) -> None:
+    ``file`` names the data file the row came from (``row`` then counts from 0 in that file), when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        row: int | str | None = None,
+        column: str | None = None,
+        file: str | None = None,
+    ) -> None:
         where = []
+        if file is not None:
+            where.append(f"file {file}")
         if row is not None:
             where.append(f"row {row}")
         if column is not None:
             where.append(f"column {column!r}")
         prefix = (", ".join(where) + ": ") if where else ""
         super().__init__(prefix + message)
+        self.reason = message
         self.row = row
         self.column = column
+        self.file = file
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # pickled by its parts (Ray sends errors between processes), not by the formatted message
+        return _row_error, (self.reason, self.row, self.column, self.file)
+
+
+def _row_error(message: str, row: int | str | None, column: str | None, file: str | None) -> RowError:
+    return RowError(message, row=row, column=column, file=file)
+
+
+class ClusterError(RealHubError, ConnectionError):
+    """A compute cluster (Ray, at ``RAY_ADDRESS`` or ``--ray-address``) cannot be reached or used."""
 
 
 class FormatError(RealHubError, ValueError):
@@ -148,6 +174,7 @@ def hub_errors(what: str, *, repo_id: str = "", secret: str | None = None) -> It
 
 
 __all__ = [
+    "ClusterError",
     "ColumnError",
     "ConfigError",
     "FormatError",

@@ -19,10 +19,11 @@ from datasets import Dataset
 
 from .convert import ConversionReport, detect_source, to_candidates, to_pairs
 from .drsow.label import LabelReport, label_pairs
-from .errors import ConfigError
+from .errors import ConfigError, FormatError, RowError
 from .hub.dataset_card import Provenance, Statistics
 from .hub.sources import load_source, source_license
 from .models import DEFAULT_EMBEDDER
+from .processor import drop_skipped
 from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses
 from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy
@@ -35,9 +36,17 @@ PAIR_SOURCES = ("hh", "trl")
 EMBEDDING_COLUMNS = ("chosen_embedding", "rejected_embedding", "responses_embedding")
 
 
+ENGINES = ("datasets", "ray")
+
+
 @dataclass
 class CurateOptions:
-    """Everything that shapes a curated set (recorded in its card)."""
+    """Everything that shapes a curated set (recorded in its card).
+
+    ``engine`` runs the per-row steps with ``datasets`` (one machine, ``num_proc`` workers) or on Ray
+    Data (``"ray"``: data files only, ``num_proc`` actors per model, the cluster at ``ray_address`` or
+    ``RAY_ADDRESS``, else this machine); both give the same pairs and report.
+    """
 
     source_format: str = "auto"
     split: str = "train"
@@ -59,6 +68,8 @@ class CurateOptions:
     batch_size: int = 256
     num_proc: int | None = None
     keep_embeddings: bool = False
+    engine: str = "datasets"
+    ray_address: str | None = None
 
 
 @dataclass
@@ -114,6 +125,12 @@ class CurateResult:
 
 def _check(options: CurateOptions) -> None:
     resolve_strategy(options.strategy)
+    if options.engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {options.engine!r}")
+    if options.engine == "ray":
+        from .scale.ray_engine import require_ray
+
+        require_ray()
     if options.budget is not None and not 0 < options.budget <= 1:
         raise ConfigError(f"budget must be a fraction in (0, 1], got {options.budget}")
     if (options.strong is None) != (options.weak is None):
@@ -122,6 +139,83 @@ def _check(options: CurateOptions) -> None:
         raise ConfigError("label=True orients pairs by Dr.SoW reward: give strong and weak models")
     if options.pairs_per_prompt < 1:
         raise ConfigError(f"pairs_per_prompt must be at least 1, got {options.pairs_per_prompt}")
+
+
+def _convert_source(
+    source: str | list[str] | Dataset, opts: CurateOptions, lap: Any
+) -> tuple[str, str, ConversionReport, Dataset]:
+    """Load and convert with ``datasets``; a bad row of data files is named by file and row in it."""
+    raw = (
+        source
+        if isinstance(source, Dataset)
+        else load_source(source, split=opts.split, config=opts.config, revision=opts.revision)
+    )
+    if opts.limit is not None:
+        raw = raw.select(range(min(opts.limit, len(raw))))
+    lap("load")
+    kind = detect_source(raw.features) if opts.source_format == "auto" else opts.source_format
+    shape = "pairs" if kind in PAIR_SOURCES else "candidates"
+    try:
+        data, conversion = (to_pairs if shape == "pairs" else to_candidates)(raw, kind)
+    except RowError as err:
+        raise _locate(err, source) from None
+    logger.info(
+        "Converted %d %s rows into %d %s (skipped %s)",
+        conversion.rows_in,
+        kind,
+        conversion.rows_out,
+        shape,
+        conversion.skipped or "none",
+    )
+    lap("convert")
+    return kind, shape, conversion, data
+
+
+def _locate(err: RowError, source: str | list[str] | Dataset) -> RowError:
+    """``err`` naming the data file of its row (and the row in that file), as the Ray engine names it."""
+    if isinstance(source, Dataset):
+        return err
+    from .scale.files import count_rows, locate_row, resolve_files
+
+    try:
+        files, data_format = resolve_files(source)
+    except FormatError:  # a folder or a Hub id: rows are numbered over the whole split
+        return err
+    if len(files) == 1:
+        return locate_row(err, files, [err.row + 1]) if isinstance(err.row, int) else err
+    return locate_row(err, files, [count_rows(f, data_format) for f in files])
+
+
+def _embed_and_score(
+    data: Dataset, shape: str, opts: CurateOptions, strategy: str, report: CurateReport, lap: Any
+) -> Dataset:
+    """The per-row steps with ``datasets``: embed, (reward), pair similarity or per-prompt selection."""
+    embed = EmbedResponses(opts.embedder, backend=opts.embed_backend)  # type: ignore[arg-type]
+    data = data.map(
+        embed, batched=True, batch_size=opts.batch_size, num_proc=opts.num_proc, desc="Embedding responses"
+    )
+    lap("embed")
+    if opts.strong is not None:
+        from .drsow.reward import DensityRatioReward
+
+        reward = DensityRatioReward(
+            opts.strong,
+            opts.weak or "",
+            normalize=opts.normalize,  # type: ignore[arg-type]
+            domain_routing=opts.domain_routing,
+        )
+        data = data.map(reward, batched=True, batch_size=opts.batch_size, desc="Dr.SoW rewards")
+        lap("reward")
+    if shape == "pairs":
+        return data.map(PairSimilarity(), batched=True, batch_size=opts.batch_size, desc="Pair similarity")
+    data, report.selection = _select_pairs(
+        data,
+        strategy,
+        pairs_per_prompt=opts.pairs_per_prompt,
+        seed=opts.seed,
+        scores_column="rewards" if opts.label else "scores",
+    )
+    return data
 
 
 def curate(
@@ -157,48 +251,33 @@ def curate(
         if isinstance(source, str)
         else ("<Dataset>" if isinstance(source, Dataset) else ", ".join(source))
     )
-    raw = (
-        source
-        if isinstance(source, Dataset)
-        else load_source(source, split=opts.split, config=opts.config, revision=opts.revision)
-    )
-    if opts.limit is not None:
-        raw = raw.select(range(min(opts.limit, len(raw))))
-    lap("load")
-    kind = detect_source(raw.features) if opts.source_format == "auto" else opts.source_format
-    shape = "pairs" if kind in PAIR_SOURCES else "candidates"
-    data, conversion = (to_pairs if shape == "pairs" else to_candidates)(raw, kind)
-    logger.info(
-        "Converted %d %s rows into %d %s (skipped %s)",
-        conversion.rows_in,
-        kind,
-        conversion.rows_out,
-        shape,
-        conversion.skipped or "none",
-    )
-    lap("convert")
-    report = CurateReport(source=name, shape=shape, conversion=conversion)
+    if opts.engine == "ray":
+        from datasets.table import InMemoryTable
 
-    embed = EmbedResponses(opts.embedder, backend=opts.embed_backend)  # type: ignore[arg-type]
-    data = data.map(
-        embed, batched=True, batch_size=opts.batch_size, num_proc=opts.num_proc, desc="Embedding responses"
-    )
-    lap("embed")
-    reward = None
-    if opts.strong is not None:
-        from .drsow.reward import DensityRatioReward
+        from .scale.ray_engine import run_on_ray
 
-        reward = DensityRatioReward(
-            opts.strong,
-            opts.weak or "",
-            normalize=opts.normalize,  # type: ignore[arg-type]
-            domain_routing=opts.domain_routing,
-        )
-        data = data.map(reward, batched=True, batch_size=opts.batch_size, desc="Dr.SoW rewards")
-        lap("reward")
+        run = run_on_ray(source, opts)  # type: ignore[arg-type]
+        seconds.update(run.seconds)
+        clock = time.perf_counter()
+        kind, shape, conversion = run.kind, run.shape, run.conversion
+        report = CurateReport(source=name, shape=shape, conversion=conversion)
+        data = Dataset(InMemoryTable(run.rows))
+        if shape == "candidates":  # SelectPairs ran on Ray with keep_skipped: count and drop here
+            data, skipped = drop_skipped(data)
+            report.selection = SelectionReport(
+                strategy=strategy,
+                prompts_in=conversion.rows_out,
+                pairs_out=len(data),
+                skipped=skipped,
+                pairs_per_prompt=opts.pairs_per_prompt,
+                seed=opts.seed,
+            )
+    else:
+        kind, shape, conversion, data = _convert_source(source, opts, lap)
+        report = CurateReport(source=name, shape=shape, conversion=conversion)
+        data = _embed_and_score(data, shape, opts, strategy, report, lap)
 
     if shape == "pairs":
-        data = data.map(PairSimilarity(), batched=True, batch_size=opts.batch_size, desc="Pair similarity")
         if opts.budget is not None:
             if strategy == "centroid":
                 raise ConfigError(
@@ -208,19 +287,10 @@ def curate(
             data, report.budget = budget_filter(data, opts.budget, strategy, seed=opts.seed)
         if opts.label:
             data, report.labelling = label_pairs(data, min_margin=opts.min_margin)
-    else:
-        scores_column = "rewards" if opts.label else "scores"
-        data, report.selection = _select_pairs(
-            data,
-            strategy,
-            pairs_per_prompt=opts.pairs_per_prompt,
-            seed=opts.seed,
-            scores_column=scores_column,
+    elif opts.budget is not None:
+        data, report.budget = budget_filter(
+            data, opts.budget, "dissimilar" if strategy == "centroid" else strategy, seed=opts.seed
         )
-        if opts.budget is not None:
-            data, report.budget = budget_filter(
-                data, opts.budget, "dissimilar" if strategy == "centroid" else strategy, seed=opts.seed
-            )
     lap("select")
     if not opts.keep_embeddings:
         data = data.remove_columns([c for c in EMBEDDING_COLUMNS if c in data.column_names])

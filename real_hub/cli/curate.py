@@ -18,6 +18,9 @@ EXAMPLES = """examples:
   # Dr.SoW: rewards from a strong over a weak model, pairs oriented by reward
   real-hub curate pairs.jsonl --strong me/model-dpo --weak me/model-sft --label --output-dir out
 
+  # the same on Ray Data: this machine, or the cluster at RAY_ADDRESS / --ray-address
+  real-hub curate "data/*.jsonl.gz" --budget 0.35 --engine ray --output-dir hh-real
+
 then:
   python -c "from datasets import load_dataset; print(load_dataset('hh-real', 'dissimilar'))"
 """
@@ -89,6 +92,26 @@ def register(sub: Any) -> None:
     g.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login).")
     g.add_argument("--report", default=None, metavar="OUT.json", help="Also write the full report as JSON.")
     g.add_argument("--batch-size", type=int, default=256, help="Rows per map batch (default: %(default)s).")
+    g = p.add_argument_group("scale")
+    g.add_argument(
+        "--engine",
+        default="datasets",
+        choices=["datasets", "ray"],
+        help="Run the per-row steps with datasets on this machine, or on Ray Data (needs real-hub[ray]; "
+        "data files, globs or fsspec URLs only). Default: %(default)s.",
+    )
+    g.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="Ray cluster to join (host:port or ray://host:port; default: RAY_ADDRESS, else this machine).",
+    )
+    g.add_argument(
+        "--num-proc",
+        type=int,
+        default=None,
+        help="Worker processes (datasets) or actors per model (Ray) for the embedding step.",
+    )
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -126,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
         label=args.label,
         min_margin=args.min_margin,
         batch_size=args.batch_size,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        num_proc=args.num_proc,
     )
     report = result.report
     rows = [

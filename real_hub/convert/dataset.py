@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from datasets import Dataset, Features, List, Value
@@ -74,6 +76,63 @@ def _convert(
     return _finish(out, source, len(dataset))
 
 
+@dataclass(frozen=True)
+class ConversionPlan:
+    """How rows of one source become the canonical shape: the batch function, its options, the features.
+
+    ``fn`` is None for ``shp``, whose rows are grouped by post over the whole dataset rather than mapped.
+    Both engines of :func:`real_hub.curate` (``datasets`` and Ray) convert with the same plan.
+    """
+
+    source: str
+    shape: str
+    fn: Callable[..., dict[str, list]] | None
+    fn_kwargs: dict[str, Any]
+    features: Features
+
+
+def conversion_plan(
+    features: Features, source: str = "auto", shape: str = "pairs", *, hh_prompt: str = "messages"
+) -> ConversionPlan:
+    """The :class:`ConversionPlan` for data with ``features`` into ``shape`` (``pairs`` or ``candidates``).
+
+    Raises:
+        FormatError: the source holds the other shape, or is unknown.
+        ColumnError: a required column is missing (the message lists those present).
+    """
+    source = resolve_source(features, source, shape)
+    if shape == "pairs":
+        require_columns(features, ["chosen", "rejected"])
+        if source == "hh":
+            if hh_prompt not in ("messages", "text"):
+                raise ConfigError(f"hh_prompt={hh_prompt!r}: expected 'messages' or 'text'")
+            return ConversionPlan(
+                source,
+                shape,
+                hh_batch_to_pairs,
+                {"hh_prompt": hh_prompt},
+                with_marks(pair_features(hh_prompt == "messages")),
+            )
+        if "prompt" not in features and not is_messages_feature(features["chosen"]):
+            require_columns(features, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
+        conversational = (
+            "prompt" not in features
+            or is_messages_feature(features["prompt"])
+            or is_messages_feature(features["chosen"])
+        )
+        marked = with_marks(pair_features(conversational))
+        return ConversionPlan(source, shape, trl_batch_to_pairs, {}, marked)
+    require_columns(features, SCHEMAS[source])
+    if source == "ultrafeedback":
+        marked = with_marks(candidate_features(False), notes=True)
+        return ConversionPlan(source, shape, ultrafeedback_batch_to_candidates, {}, marked)
+    if source == "candidates":
+        conversational = is_messages_feature(features["prompt"])
+        marked = with_marks(candidate_features(conversational))
+        return ConversionPlan(source, shape, candidates_batch_validate, {}, marked)
+    return ConversionPlan(source, shape, None, {}, with_marks(candidate_features(False), notes=True))
+
+
 def to_pairs(
     dataset: Dataset, source: str = "auto", *, hh_prompt: str = "messages"
 ) -> tuple[Dataset, ConversionReport]:
@@ -93,24 +152,8 @@ def to_pairs(
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type.
     """
-    source = resolve_source(dataset, source, "pairs")
-    features = dataset.features
-    require_columns(features, ["chosen", "rejected"])
-    if source == "hh":
-        if hh_prompt not in ("messages", "text"):
-            raise ConfigError(f"hh_prompt={hh_prompt!r}: expected 'messages' or 'text'")
-        conversational = hh_prompt == "messages"
-        fn, kwargs = hh_batch_to_pairs, {"hh_prompt": hh_prompt}
-    else:
-        if "prompt" not in features and not is_messages_feature(features["chosen"]):
-            require_columns(features, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
-        conversational = (
-            "prompt" not in features
-            or is_messages_feature(features["prompt"])
-            or is_messages_feature(features["chosen"])
-        )
-        fn, kwargs = trl_batch_to_pairs, {}
-    return _convert(dataset, fn, with_marks(pair_features(conversational)), source, **kwargs)
+    plan = conversion_plan(dataset.features, source, "pairs", hh_prompt=hh_prompt)
+    return _convert(dataset, plan.fn, plan.features, plan.source, **plan.fn_kwargs)
 
 
 def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, ConversionReport]:
@@ -126,26 +169,19 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type, or candidate lists are ragged.
     """
-    source = resolve_source(dataset, source, "candidates")
-    features = dataset.features
-    require_columns(features, SCHEMAS[source])
-    if source == "ultrafeedback":
-        marked = with_marks(candidate_features(False), notes=True)
-        return _convert(dataset, ultrafeedback_batch_to_candidates, marked, source)
-    if source == "candidates":
-        conversational = is_messages_feature(features["prompt"])
-        return _convert(
-            dataset, candidates_batch_validate, with_marks(candidate_features(conversational)), source
-        )
+    plan = conversion_plan(dataset.features, source, "candidates")
+    if plan.fn is not None:
+        return _convert(dataset, plan.fn, plan.features, plan.source, **plan.fn_kwargs)
     groups = ShpGroups()
+    features = dataset.features
     wanted = [c for c in features if c in SCHEMAS["shp"] or c.startswith("c_root_id_")]
     start = 0
     for batch in dataset.select_columns(wanted).iter(batch_size=10_000):
         n = len(batch["post_id"])
         groups.add(batch, range(start, start + n))
         start += n
-    out = Dataset.from_dict(groups.columns(), features=with_marks(candidate_features(False), notes=True))
-    return _finish(out, source, len(dataset))
+    out = Dataset.from_dict(groups.columns(), features=plan.features)
+    return _finish(out, plan.source, len(dataset))
 
 
 def to_trl(dataset: Dataset) -> Dataset:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from datasets import Dataset
+from datasets import Dataset, Features
 
 from ..errors import ConfigError, FormatError
 from ..schema import is_messages_feature
@@ -50,10 +50,10 @@ def detect_source(column_names: Iterable[str]) -> str:
     )
 
 
-def resolve_source(dataset: Dataset, source: str, shape: str) -> str:
+def resolve_source(dataset: Dataset | Features, source: str, shape: str) -> str:
     """The source schema to convert with: ``source`` checked, or detected when ``"auto"``."""
     if source == "auto":
-        source = detect_source(dataset.features)
+        source = detect_source(dataset.features if isinstance(dataset, Dataset) else dataset)
     elif source not in SOURCES:
         raise ConfigError(f"source={source!r} is not one of {', '.join(SOURCES)} or 'auto'")
     if shape == "pairs" and source in CANDIDATE_SOURCES:
