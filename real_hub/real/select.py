@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
-from datasets import Dataset, Features, Value
+from datasets import Dataset, Features, List, Value
 
 from ..arrays import (
     add_passthrough_features,
@@ -42,6 +42,8 @@ ALIASES = {"easy": "dissimilar", "hard": "similar"}
 SKIP_FEWER_THAN_TWO = "fewer_than_two_responses"
 SKIP_TIED_SCORES = "tied_scores"
 SKIP_SINGLE_CLUSTER = "single_cluster"
+CANDIDATE_SIMILARITY = "candidate_similarity"
+"""SelectPairs' column holding each prompt's candidate similarity matrix (what the Space's heatmap shows)."""
 MAX_KMEANS_ITERATIONS = 20
 PAIR_COLUMNS = (
     "prompt",
@@ -237,8 +239,12 @@ class _Row:
     responses: list[str]
     scores: list[float] | None
     keep: list[int]
+    slots: list[int]
+    """For each response, its position in ``keep`` (a repeated text counts as its first copy)."""
     picks: list[tuple[int, int, float]] = field(default_factory=list)
     skip: str | None = None
+    similarity: np.ndarray | None = None
+    """Cosine of every two responses, ``[len(responses)] * 2`` float32."""
 
 
 class SelectPairs(Processor):
@@ -253,6 +259,10 @@ class SelectPairs(Processor):
         scores_column: Optional column with a score per response; orients each pair (higher = chosen).
         seed: Seed of the ``random`` strategy.
         keep_skipped: Also emit one row per skipped item, with its ``skip_reason``.
+
+    Each output row also carries ``candidate_similarity``: the cosine of every two of its prompt's
+    candidates (``n x n`` float32, a repeated text counting as its first copy), so that a saved or pushed
+    set still shows how its pair stands among the prompt's candidates (the Space's heatmap).
     """
 
     def __init__(
@@ -312,7 +322,9 @@ class SelectPairs(Processor):
             first: dict[str, int] = {}
             for j, text in enumerate(texts):
                 first.setdefault(text, j)
-            rows.append(_Row(prompt, texts, row_scores, list(first.values())))
+            keep = list(first.values())
+            slot = {j: s for s, j in enumerate(keep)}
+            rows.append(_Row(prompt, texts, row_scores, keep, [slot[first[t]] for t in texts]))
         return rows
 
     def _select_group(self, x: np.ndarray, group: list[_Row]) -> None:
@@ -324,6 +336,9 @@ class SelectPairs(Processor):
         gram = _canonical_gram(gram, first)
         iu, ju = np.triu_indices(n, 1)
         sims = gram[:, iu, ju]  # [R, P], pairs in (i, j) ascending order
+        for r, row in enumerate(group):
+            slots = np.asarray(row.slots)
+            row.similarity = gram[r] if len(slots) == n else gram[r][slots[:, None], slots[None, :]]
         if self.strategy == "centroid":
             a, b, valid = _centroid_picks(x, gram, sims, k, first)
             for r, row in enumerate(group):
@@ -389,13 +404,14 @@ class SelectPairs(Processor):
         """Orient the picks and lay the output rows out column by column."""
         extra_values = {}
         for name in names:
-            if name in self._consumed() or name in PAIR_COLUMNS or name == "skip_reason":
+            if name in self._consumed() or name in (*PAIR_COLUMNS, CANDIDATE_SIMILARITY, "skip_reason"):
                 continue
             if name == "source_id" or is_scalar_column(raw_column(batch, name)):
                 extra_values[name] = python_column(batch, name)
         out: dict[str, list] = {c: [] for c in (*PAIR_COLUMNS, *extra_values)}
         if self.keep_skipped:
             out["skip_reason"] = []
+        matrices: list[np.ndarray] = []
 
         def emit(r: int, row: _Row, pair: tuple | None, reason: str | None) -> None:
             out["prompt"].append(row.prompt)
@@ -407,6 +423,9 @@ class SelectPairs(Processor):
                 out[name].append(column_values[r])
             if self.keep_skipped:
                 out["skip_reason"].append(reason)
+            if row.similarity is None:  # fewer than two distinct texts: every copy is the same text
+                row.similarity = np.ones((len(row.responses),) * 2, dtype=np.float32)
+            matrices.append(row.similarity)
 
         skipped: Counter[str] = Counter()
         for r, row in enumerate(rows):
@@ -431,6 +450,10 @@ class SelectPairs(Processor):
                 emit(r, row, (row.responses[a], row.responses[b], sim, score_a, score_b, a, b), None)
         if skipped:
             logger.debug("SelectPairs skipped %s in a batch of %d rows", dict(skipped), len(rows))
+        # One [rows, n, n] array when every prompt of the batch has n candidates: datasets stores it
+        # without a Python loop; a mixed batch is a list of matrices.
+        same = len({m.shape for m in matrices}) == 1
+        out[CANDIDATE_SIMILARITY] = np.stack(matrices).astype(np.float32) if same else matrices
         return out
 
     def output_features(self, input_features: Features | None = None) -> Features:
@@ -452,6 +475,7 @@ class SelectPairs(Processor):
                 "rejected_score": Value("float64"),
                 "chosen_index": Value("int64"),
                 "rejected_index": Value("int64"),
+                CANDIDATE_SIMILARITY: List(List(Value("float32"))),
             }
         )
         return add_passthrough_features(features, given, self._consumed(), self.keep_skipped)
