@@ -47,7 +47,9 @@ def bad_folder(tmp_path_factory):
 def client(tmp_path_factory):
     from real_hub.space.app import build_app
 
-    app = build_app(None, labels_dir=tmp_path_factory.mktemp("labels"), encoder=HashEncoder(), scheduler=None)
+    app = build_app(
+        None, annotations_dir=tmp_path_factory.mktemp("labels"), encoder=HashEncoder(), scheduler=None
+    )
     with launched(app) as url:
         yield gradio_client.Client(url, verbose=False)
 

@@ -48,7 +48,7 @@ def labels_dir(tmp_path_factory) -> Path:
 def server(labels_dir):
     from real_hub.space.app import build_app
 
-    app = build_app(None, labels_dir=labels_dir, encoder=HashEncoder(), scheduler=None)
+    app = build_app(None, annotations_dir=labels_dir, encoder=HashEncoder(), scheduler=None)
     with launched(app) as url:
         yield url, app
 
