@@ -34,7 +34,7 @@ CSS = """
 #rh-chosen .token-container, #rh-rejected .token-container { display: inline; }
 #rh-chosen .token, #rh-rejected .token { display: inline; }
 """
-COLUMN_WIDTHS = ["4%", "5%", "8%", "7%", "7%", "23%", "23%", "23%"]
+COLUMN_WIDTHS = ["4%", "5%", "9%", "7%", "7%", "22%", "23%", "23%"]
 
 
 def build_app(
