@@ -1,0 +1,179 @@
+"""Dataset-level conversion: :func:`to_pairs`, :func:`to_candidates` and :func:`to_trl`."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from datasets import Dataset, Features, List, Value
+
+from ..errors import ConfigError
+from ..schema import (
+    NOTES,
+    SKIP,
+    candidate_features,
+    is_messages_feature,
+    message_feature,
+    pair_features,
+    with_marks,
+)
+from ..validate import require_columns
+from .detect import SCHEMAS, resolve_source
+from .hh import hh_batch_to_pairs
+from .plain import candidates_batch_validate
+from .report import ConversionReport
+from .shp import ShpGroups
+from .trl import pairs_batch_to_trl, trl_batch_to_pairs
+from .ultrafeedback import ultrafeedback_batch_to_candidates
+
+logger = logging.getLogger(__name__)
+
+
+def _finish(out: Dataset, source: str, rows_in: int) -> tuple[Dataset, ConversionReport]:
+    """Count and remove the ``_skip``/``_notes`` marks, and report."""
+    skipped: Counter[str] = Counter()
+    notes: Counter[str] = Counter()
+    marks = [c for c in (SKIP, NOTES) if c in out.column_names]
+    for batch in out.select_columns(marks).iter(batch_size=10_000):
+        skipped.update(s for s in batch[SKIP] if s is not None)
+        for row_notes in batch.get(NOTES, []):
+            notes.update(row_notes)
+    if skipped:
+        out = out.filter(_kept, input_columns=SKIP, batched=True, desc="Dropping skipped rows")
+    out = out.remove_columns(marks)
+    prompts = set()
+    for batch in out.select_columns(["prompt"]).iter(batch_size=10_000):
+        prompts.update(
+            p if isinstance(p, str) else tuple((m["role"], m["content"]) for m in p) for p in batch["prompt"]
+        )
+    report = ConversionReport(source, rows_in, len(out), dict(skipped), len(prompts), dict(notes))
+    logger.info(
+        "converted %s: %d rows in, %d out, %d prompts, skipped %s, notes %s",
+        source, rows_in, len(out), len(prompts), report.skipped or "none", report.notes or "none",
+    )  # fmt: skip
+    return out, report
+
+
+def _kept(skips: list[str | None]) -> list[bool]:
+    return [s is None for s in skips]
+
+
+def _convert(
+    dataset: Dataset, fn: Any, features: Features, source: str, **fn_kwargs: Any
+) -> tuple[Dataset, ConversionReport]:
+    out = dataset.map(
+        fn,
+        batched=True,
+        with_indices=True,
+        fn_kwargs=fn_kwargs,
+        remove_columns=dataset.column_names,
+        features=features,
+        desc=f"Converting {source}",
+    )
+    return _finish(out, source, len(dataset))
+
+
+def to_pairs(
+    dataset: Dataset, source: str = "auto", *, hh_prompt: str = "messages"
+) -> tuple[Dataset, ConversionReport]:
+    r"""Convert a pairwise source (``hh`` or ``trl``) into canonical pairs.
+
+    Args:
+        dataset: the source rows.
+        source: one of ``"hh"``, ``"trl"`` or ``"auto"`` (see :func:`detect_source`).
+        hh_prompt: HH prompts as ``"messages"`` (user/assistant turns) or ``"text"`` (the raw transcript
+            prefix ending in ``"\n\nAssistant:"``).
+
+    Returns:
+        The pairs (columns :data:`PAIR_COLUMNS`) and a :class:`ConversionReport`.
+
+    Raises:
+        FormatError: the source holds candidates (use :func:`to_candidates`) or is unknown.
+        ColumnError: a required column is missing (the message lists those present).
+        RowError: a value has the wrong type.
+    """
+    source = resolve_source(dataset, source, "pairs")
+    features = dataset.features
+    require_columns(features, ["chosen", "rejected"])
+    if source == "hh":
+        if hh_prompt not in ("messages", "text"):
+            raise ConfigError(f"hh_prompt={hh_prompt!r}: expected 'messages' or 'text'")
+        conversational = hh_prompt == "messages"
+        fn, kwargs = hh_batch_to_pairs, {"hh_prompt": hh_prompt}
+    else:
+        if "prompt" not in features and not is_messages_feature(features["chosen"]):
+            require_columns(features, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
+        conversational = (
+            "prompt" not in features
+            or is_messages_feature(features["prompt"])
+            or is_messages_feature(features["chosen"])
+        )
+        fn, kwargs = trl_batch_to_pairs, {}
+    return _convert(dataset, fn, with_marks(pair_features(conversational)), source, **kwargs)
+
+
+def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, ConversionReport]:
+    """Convert a multi-response source (``shp``, ``ultrafeedback`` or ``candidates``) into candidates.
+
+    SHP rows are grouped by ``post_id`` over the whole dataset (held in memory while grouping).
+
+    Returns:
+        The candidates (columns :data:`CANDIDATE_COLUMNS`) and a :class:`ConversionReport`.
+
+    Raises:
+        FormatError: the source holds pairs (use :func:`to_pairs`) or is unknown.
+        ColumnError: a required column is missing (the message lists those present).
+        RowError: a value has the wrong type, or candidate lists are ragged.
+    """
+    source = resolve_source(dataset, source, "candidates")
+    features = dataset.features
+    require_columns(features, SCHEMAS[source])
+    if source == "ultrafeedback":
+        marked = with_marks(candidate_features(False), notes=True)
+        return _convert(dataset, ultrafeedback_batch_to_candidates, marked, source)
+    if source == "candidates":
+        conversational = is_messages_feature(features["prompt"])
+        return _convert(
+            dataset, candidates_batch_validate, with_marks(candidate_features(conversational)), source
+        )
+    groups = ShpGroups()
+    wanted = [c for c in features if c in SCHEMAS["shp"] or c.startswith("c_root_id_")]
+    start = 0
+    for batch in dataset.select_columns(wanted).iter(batch_size=10_000):
+        n = len(batch["post_id"])
+        groups.add(batch, range(start, start + n))
+        start += n
+    out = Dataset.from_dict(groups.columns(), features=with_marks(candidate_features(False), notes=True))
+    return _finish(out, source, len(dataset))
+
+
+def to_trl(dataset: Dataset) -> Dataset:
+    """Canonical pairs in TRL's preference format; provenance columns are kept.
+
+    Plain-text prompts give TRL's standard format (unchanged); message prompts give the conversational one,
+    ``chosen=[{"role": "assistant", "content": ...}]`` and the same for ``rejected``. A prompt column that
+    mixes strings and message lists becomes conversational throughout (a string prompt is one user
+    message). Data already in TRL's conversational format is returned as is.
+    """
+    features = dataset.features
+    require_columns(features, ["prompt", "chosen", "rejected"])
+    if is_messages_feature(features["chosen"]):
+        return dataset
+    prompt = features["prompt"]
+    plain = isinstance(prompt, Value) and prompt.dtype in ("string", "large_string")
+    if plain:
+        return dataset
+    # message prompts, or a column mixing strings and message lists (datasets' Json feature): all messages
+    mixed = not is_messages_feature(prompt)
+    new = Features({**features, "chosen": List(message_feature()), "rejected": List(message_feature())})
+    if mixed:
+        new["prompt"] = List(message_feature())
+    return dataset.map(
+        pairs_batch_to_trl,
+        batched=True,
+        with_indices=True,
+        features=new,
+        desc="To TRL format",
+        fn_kwargs={"all_messages": mixed},
+    )

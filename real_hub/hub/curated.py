@@ -1,0 +1,246 @@
+"""Saving and loading curated preference sets in the layout of a Hub dataset repo.
+
+A curated set is one config per selection strategy, each with its splits as parquet files under
+``<config>/<split>-00000-of-00001-<digest>.parquet``, and a README dataset card (see :mod:`real_hub.card`)
+whose YAML lists every config, so ``load_dataset(repo_or_folder, config)`` loads any of them.
+:func:`save_curated` writes that layout to a folder, :func:`push_curated` to a Hub dataset repo (one
+commit per config), and :func:`load_curated` reads a config back from either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_dataset
+from huggingface_hub import DatasetCard
+
+from ..errors import ConfigError, FormatError, hub_errors
+from .dataset_card import Provenance, Statistics, build_card, read_metadata
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class CuratedSet:
+    """A loaded curated config: its splits and how it was made."""
+
+    config: str
+    dataset: DatasetDict
+    provenance: Provenance
+    statistics: Statistics
+
+
+def _as_dict(data: Dataset | DatasetDict) -> DatasetDict:
+    if isinstance(data, DatasetDict):
+        return data
+    if isinstance(data, Dataset):
+        return DatasetDict({"train": data})
+    raise FormatError(f"expected a datasets.Dataset or DatasetDict, got {type(data).__name__}")
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise ConfigError(f"{kind} name {name!r} must be letters, digits, '_', '-' or '.'")
+
+
+def write_config_files(data: Dataset | DatasetDict, folder: Path, config: str) -> dict[str, str]:
+    """Write each split of ``data`` as parquet under ``folder/<config>/``; return split -> file path.
+
+    File names end in a digest of their bytes, and the card lists them exactly. ``datasets`` caches a
+    folder's config under the folder's base name and a hash of the card's ``data_files``, so with fixed
+    names two folders called ``out`` (or one config rewritten in place) would share one stale cache.
+    """
+    splits = _as_dict(data)
+    _check_name("config", config)
+    target = folder / config
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    paths = {}
+    for split, ds in splits.items():
+        _check_name("split", split)
+        tmp = target / f".{split}.parquet.tmp"
+        ds.to_parquet(str(tmp))
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]
+        name = f"{split}-00000-of-00001-{digest}.parquet"
+        tmp.rename(target / name)
+        paths[split] = f"{config}/{name}"
+    return paths
+
+
+def existing_card(folder: Path) -> DatasetCard | None:
+    """The card in ``folder`` if there is one."""
+    readme = folder / "README.md"
+    return DatasetCard.load(readme) if readme.exists() else None
+
+
+def card_configs(card: DatasetCard | None) -> list[str]:
+    """Config names a card lists."""
+    if card is None:
+        return []
+    return [c["config_name"] for c in card.data.to_dict().get("configs", [])]
+
+
+def save_curated(
+    data: Dataset | DatasetDict,
+    folder: str | Path,
+    config_name: str = "default",
+    *,
+    provenance: Provenance | None = None,
+    statistics: Statistics | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``data`` as config ``config_name`` of a Hub-style dataset folder, with its card.
+
+    Configs already in the folder are kept; writing one that exists needs ``overwrite=True``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    card = existing_card(folder)
+    if config_name in card_configs(card) and not overwrite:
+        raise ConfigError(
+            f"config {config_name!r} already exists in {folder}; pass overwrite=True to replace it"
+        )
+    patterns = write_config_files(data, folder, config_name)
+    new_card = build_card(
+        str(folder),
+        config_name,
+        patterns,
+        provenance or Provenance(),
+        statistics or Statistics(),
+        existing=card,
+    )
+    new_card.save(folder / "README.md")
+    logger.info("Saved config %r (%s) to %s", config_name, ", ".join(patterns), folder)
+    return folder
+
+
+def load_curated(repo_id_or_folder: str | Path, config: str) -> CuratedSet:
+    """Load one config of a curated set (local folder or Hub repo) with its provenance and statistics."""
+    path = Path(repo_id_or_folder)
+    if path.exists():
+        card = existing_card(path)
+    else:
+        from huggingface_hub import hf_hub_download
+
+        card = DatasetCard.load(hf_hub_download(str(repo_id_or_folder), "README.md", repo_type="dataset"))
+    names = card_configs(card)
+    if names and config not in names:
+        raise ConfigError(f"{repo_id_or_folder} has no config {config!r}; it has {names}")
+    # datasets caches a local folder's config by its name, not its files' contents: read a folder
+    # afresh, so a config rewritten with overwrite=True is not served from the old cache.
+    mode = "force_redownload" if path.exists() else None
+    dataset = load_dataset(
+        str(repo_id_or_folder), config, download_mode=mode, verification_mode="no_checks" if mode else None
+    )
+    provenance, statistics = read_metadata(card, config) if card else (Provenance(), Statistics())
+    return CuratedSet(config, dataset, provenance, statistics)
+
+
+def push_curated(
+    data: Dataset | DatasetDict,
+    repo_id: str,
+    config_name: str = "default",
+    *,
+    provenance: Provenance | None = None,
+    statistics: Statistics | None = None,
+    private: bool = False,
+    overwrite: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Push ``data`` as config ``config_name`` of the Hub dataset repo ``repo_id``; return the commit URL.
+
+    The repo is created if needed (``private`` applies to a new repo only). The parquet files and the
+    card (the repo's card merged with this config's section, so other configs are kept) go up in one
+    commit. A config the repo already has needs ``overwrite=True``; its old files are then deleted in the
+    same commit. Hub failures raise :class:`HubError` with a message that never contains the token.
+    """
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, hf_hub_download
+    from huggingface_hub.utils import get_token, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except ValueError as err:
+        raise ConfigError(f"repo_id {repo_id!r} is not a Hub repo id ('namespace/name'): {err}") from None
+    splits = _as_dict(data)
+    _check_name("config", config_name)
+    api = HfApi(token=token)
+    secret = token or get_token()
+    what = f"pushing config {config_name!r} to dataset repo {repo_id} on {api.endpoint} failed"
+    with hub_errors(what, repo_id=repo_id, secret=secret):
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        info = api.repo_info(repo_id, repo_type="dataset")
+        if private and not info.private:
+            logger.warning(
+                "Dataset repo %s already exists and is public; private=True does not change it", repo_id
+            )
+        files = {s.rfilename for s in info.siblings or []}
+        card = None
+        if "README.md" in files:
+            readme = hf_hub_download(
+                repo_id, "README.md", repo_type="dataset", revision=info.sha, token=token
+            )
+            card = DatasetCard.load(readme)
+        if config_name in card_configs(card) and not overwrite:
+            raise ConfigError(
+                f"config {config_name!r} already exists in dataset repo {repo_id}; "
+                "pass overwrite=True to replace it"
+            )
+        with tempfile.TemporaryDirectory(prefix="real-hub-push-") as tmp:
+            paths = write_config_files(splits, Path(tmp), config_name)
+            new_card = build_card(
+                repo_id,
+                config_name,
+                paths,
+                provenance or Provenance(),
+                statistics or Statistics(),
+                existing=card,
+            )
+            old = _config_files(card, config_name, files) - set(paths.values())
+            operations: list[CommitOperationAdd | CommitOperationDelete] = [
+                CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(Path(tmp) / p)) for p in paths.values()
+            ]
+            operations.append(
+                CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(new_card).encode())
+            )
+            operations += [CommitOperationDelete(path_in_repo=p) for p in sorted(old)]
+            logger.debug("Commit to %s: add %s, delete %s", repo_id, sorted(paths.values()), sorted(old))
+            commit = api.create_commit(
+                repo_id,
+                operations,
+                commit_message=commit_message or f"Add config {config_name} (real-hub)",
+                repo_type="dataset",
+                parent_commit=info.sha,
+            )
+    logger.info("Pushed config %r (%s) to dataset repo %s", config_name, ", ".join(paths), repo_id)
+    return str(commit.commit_url)
+
+
+def _config_files(card: DatasetCard | None, config: str, files: set[str]) -> set[str]:
+    """Files of the repo that belong to ``config``: those under ``<config>/`` and those its card names."""
+    own = {f for f in files if f.startswith(f"{config}/")}
+    for entry in card.data.to_dict().get("configs", []) if card is not None else []:
+        if entry.get("config_name") != config:
+            continue
+        data_files = entry.get("data_files", [])
+        for item in [data_files] if isinstance(data_files, (str, dict)) else data_files:
+            named = item.get("path") if isinstance(item, dict) else item
+            for pattern in [named] if isinstance(named, str) else named or []:
+                own |= {f for f in files if _glob(pattern).fullmatch(f)}
+    return own
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A card's ``data_files`` pattern as a regex: ``*`` and ``?`` stay within a folder, ``**`` does not."""
+    parts = re.split(r"(\*\*|\*|\?)", pattern)
+    wild = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wild.get(p, re.escape(p)) for p in parts))

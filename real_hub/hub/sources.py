@@ -1,0 +1,128 @@
+"""Loading a source dataset: local data files, a folder in the Hub layout, or a Hub id."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from datasets import Dataset
+
+from ..errors import FormatError, HubError
+
+logger = logging.getLogger(__name__)
+
+FILE_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+_COMPRESSION = (".gz", ".bz2", ".xz", ".zst")
+
+
+def file_format(path: str | Path) -> str | None:
+    """``json``, ``parquet`` or ``csv`` from a file name (a compression suffix is looked through)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSION:
+        suffixes = suffixes[:-1]
+    return FILE_FORMATS.get(suffixes[-1]) if suffixes else None
+
+
+def load_source(
+    data: str | Sequence[str],
+    *,
+    split: str = "train",
+    config: str | None = None,
+    revision: str | None = None,
+    data_format: str | None = None,
+) -> Dataset:
+    """Load data files, one Hub-layout folder, or one Hub dataset id as a ``Dataset``.
+
+    Data files end in ``.json``, ``.jsonl``, ``.parquet`` or ``.csv`` (optionally compressed); a folder
+    loads with ``load_dataset(folder, config)``.
+
+    Args:
+        data: One path or Hub id, or several data files of one format.
+        split: The split to load from a folder or Hub id (data files form one split).
+        config: Config of a folder or Hub dataset.
+        revision: Hub revision.
+        data_format: ``json``, ``parquet`` or ``csv`` when file names do not tell.
+
+    Raises:
+        FormatError: Unknown, mixed or unreadable files.
+        HubError: A Hub id that cannot be loaded (unreachable Hub, unknown repo, no access).
+    """
+    from datasets import load_dataset
+
+    items = [data] if isinstance(data, (str, Path)) else list(data)
+    if not items:
+        raise FormatError("no data given: expected data files, a folder or a Hub dataset id")
+    paths = [Path(str(d)).expanduser() for d in items]
+    if data_format is not None and data_format not in set(FILE_FORMATS.values()):
+        raise FormatError(f"unknown data format {data_format!r}: expected json, parquet or csv")
+    if len(paths) == 1 and paths[0].is_dir():
+        return _load(lambda: load_dataset(str(paths[0]), config, split=split), str(paths[0]), FormatError)
+    looks_like_files = any(p.exists() or file_format(p) for p in paths) or len(paths) > 1
+    if looks_like_files:
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FormatError(f"no such file: {', '.join(missing)}")
+        formats = {data_format or file_format(p) for p in paths}
+        if None in formats or len(formats) != 1:
+            raise FormatError(
+                f"cannot tell the format of {', '.join(map(str, paths))}: expected files ending in .json, "
+                ".jsonl, .parquet or .csv (optionally .gz), all of one format, or pass the format"
+            )
+        fmt = formats.pop()
+        files = [str(p) for p in paths]
+        return _load(
+            lambda: load_dataset(fmt, data_files=files, split="train"), ", ".join(files), FormatError
+        )
+    name = str(items[0])
+    return _load(lambda: load_dataset(name, config, split=split, revision=revision), name, HubError)
+
+
+def _load(call, what: str, error: type[Exception]) -> Dataset:  # type: ignore[no-untyped-def]
+    try:
+        return call()
+    except (FormatError, HubError):
+        raise
+    except Exception as err:  # datasets and the Hub client raise many types: one line that names the input
+        message = " ".join(str(err).split()) or type(err).__name__
+        if len(message) > 300:
+            message = message[:300] + "..."
+        raise error(f"could not load {what}: {type(err).__name__}: {message}") from err
+
+
+_LICENSE_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENCE", "COPYING")
+_LICENSE_NAMES = (
+    ("MIT License", "mit"),
+    ("Apache License", "apache-2.0"),
+    ("Creative Commons Attribution-ShareAlike 4.0", "cc-by-sa-4.0"),
+    ("Creative Commons Attribution 4.0", "cc-by-4.0"),
+    ("Attribution-NonCommercial 4.0", "cc-by-nc-4.0"),
+    ("BSD 3-Clause", "bsd-3-clause"),
+)
+
+
+def source_license(data: str | Sequence[str]) -> str | None:
+    """The source's licence id when it can be known, else ``None``; never raises.
+
+    It is read from a Hub dataset's card, or from a LICENSE file beside local data files (recognised by
+    its first lines).
+    """
+    first = Path(str(data if isinstance(data, (str, Path)) else (list(data) or [""])[0])).expanduser()
+    if first.exists():
+        folder = first if first.is_dir() else first.parent
+        for name in _LICENSE_FILES:
+            path = folder / name
+            if path.is_file():
+                head = path.read_text(encoding="utf-8", errors="replace")[:400]
+                for marker, licence in _LICENSE_NAMES:
+                    if marker.lower() in head.lower():
+                        return licence
+        return None
+    try:
+        from huggingface_hub import DatasetCard
+
+        licence = DatasetCard.load(str(first), repo_type="dataset").data.license
+    except Exception as err:  # unreachable Hub, no card: the licence stays unknown
+        logger.debug("No licence found for %s: %s", first, err)
+        return None
+    return licence if isinstance(licence, str) else None

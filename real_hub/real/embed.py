@@ -1,0 +1,217 @@
+"""REAL's embeddings: the ``EmbedResponses`` processor.
+
+Responses are embedded on their own, without the prompt (REAL embeds the response only), and every
+vector is L2-normalised so that a dot product is the cosine similarity. The backends (sentence-transformers,
+a causal LM's hidden states, or any :class:`~real_hub.real.encoders.Encoder`) live in ``encoders.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import ColumnError, ConfigError, RowError
+from ..models import (
+    DEFAULT_EMBEDDER,
+    is_sentence_transformer,
+    load_causal_lm,
+    load_sentence_transformer,
+    resolve_model,
+)
+from ..processor import Processor, split_extra_args
+from ..validate import (
+    CANDIDATE_RESPONSE_COLUMN,
+    check_text,
+    response_columns,
+    response_text,
+    row_label,
+)
+from .encoders import CausalLMEncoder, Encoder, SentenceTransformerEncoder
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["auto", "sentence-transformers", "causal-lm"]
+
+
+class EmbedResponses(Processor):
+    """Add L2-normalised response embeddings, for ``dataset.map(EmbedResponses(), batched=True)``.
+
+    Pairs (``chosen``/``rejected``) get ``chosen_embedding`` and ``rejected_embedding``; candidates
+    (``responses``) get ``responses_embedding``, one vector per response. A text that repeats within a
+    batch is embedded once.
+
+    Args:
+        model: Hub id, local folder or ``.gguf`` file, or an :class:`Encoder` object.
+        backend: ``"sentence-transformers"``, ``"causal-lm"`` (REAL's LLM hidden states) or ``"auto"``
+            (sentence-transformers when the model has a ``modules.json``).
+        columns: Columns to embed; by default ``responses`` if present, else ``chosen`` and ``rejected``.
+        revision: Hub revision of the model.
+        batch_size: Texts per forward pass.
+        dtype: Stored precision of the vectors, ``"float32"`` or ``"float16"``.
+        device: Torch device; by default a GPU when present (``cuda:<rank>`` with ``with_rank=True``).
+        max_length: Token cap per response for the causal-LM backend (longer responses are cut).
+        model_dtype: Weights' precision for the causal-LM backend.
+        gguf_file: GGUF file name inside the model folder, for the causal-LM backend.
+        trust_remote_code: Allow models that ship their own Python code.
+        with_rank: Expect ``Dataset.map(..., with_rank=True)`` and put each rank on its own GPU.
+    """
+
+    def __init__(
+        self,
+        model: str | Encoder = DEFAULT_EMBEDDER,
+        *,
+        backend: Backend = "auto",
+        columns: Sequence[str] | None = None,
+        revision: str | None = None,
+        batch_size: int = 64,
+        dtype: Literal["float32", "float16"] = "float32",
+        device: str | None = None,
+        max_length: int | None = None,
+        model_dtype: str = "float32",
+        gguf_file: str | None = None,
+        trust_remote_code: bool = False,
+        with_rank: bool = False,
+    ) -> None:
+        if backend not in ("auto", "sentence-transformers", "causal-lm"):
+            raise ConfigError(
+                f"backend must be 'auto', 'sentence-transformers' or 'causal-lm', got {backend!r}"
+            )
+        if dtype not in ("float32", "float16"):
+            raise ConfigError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if not isinstance(model, str) and not isinstance(model, Encoder):
+            raise ConfigError("model must be a model name, a path, or an object with encode(texts) and dim")
+        self.model = model
+        self.backend = backend
+        self.columns = tuple(columns) if columns is not None else None
+        self.revision = revision
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.device = device
+        self.max_length = max_length
+        self.model_dtype = model_dtype
+        self.gguf_file = gguf_file
+        self.trust_remote_code = trust_remote_code
+        self.with_rank = with_rank
+        self._reset()
+
+    def _reset(self) -> None:
+        self._encoders: dict[int | None, Encoder] = {}
+
+    # -- model ---------------------------------------------------------------------------------
+    def encoder(self, rank: int | None = None) -> Encoder:
+        """The backend, loaded on first use (once per process and rank)."""
+        if not isinstance(self.model, str):
+            return self.model
+        if rank not in self._encoders:
+            self._encoders[rank] = self._load(rank)
+        return self._encoders[rank]
+
+    def _load(self, rank: int | None) -> Encoder:
+        from ..models import pick_device
+
+        assert isinstance(self.model, str)
+        device = pick_device(self.device, rank)
+        backend = self.backend
+        if backend == "auto":
+            resolved = resolve_model(self.model, self.revision, gguf_file=self.gguf_file)
+            backend = "sentence-transformers" if is_sentence_transformer(resolved) else "causal-lm"
+            logger.info("EmbedResponses: using the %s backend for %s", backend, self.model)
+        if backend == "sentence-transformers":
+            st = load_sentence_transformer(
+                self.model, revision=self.revision, device=device, trust_remote_code=self.trust_remote_code
+            )
+            return SentenceTransformerEncoder(st, self.batch_size)
+        lm, tok = load_causal_lm(
+            self.model,
+            revision=self.revision,
+            device=device,
+            dtype=self.model_dtype,
+            gguf_file=self.gguf_file,
+            trust_remote_code=self.trust_remote_code,
+        )
+        return CausalLMEncoder(lm, tok, self.batch_size, self.max_length)
+
+    @property
+    def dim(self) -> int:
+        """The embedding dimension (loads the model)."""
+        return int(self.encoder().dim)
+
+    # -- columns -------------------------------------------------------------------------------
+    def input_columns(self, present: Sequence[str]) -> tuple[str, ...]:
+        """The columns this processor embeds in data with columns ``present``."""
+        if self.columns is not None:
+            missing = [c for c in self.columns if c not in present]
+            if missing:
+                raise ColumnError.missing(missing, present)
+            return self.columns
+        return response_columns(present, action="EmbedResponses (or pass columns=[...]) embeds")
+
+    def output_features(self, features: Any) -> Any:
+        """``features`` plus the embedding columns, declared as fixed-length lists.
+
+        Declare the vectors' length with
+        ``ds.map(e, batched=True, features=e.output_features(ds.features))``.
+        """
+        from datasets import Features, List, Value
+
+        value = Value(self.dtype)
+        out = Features(dict(features))
+        for col in self.input_columns(list(features)):
+            vec = List(value, length=self.dim)
+            out[f"{col}_embedding"] = List(vec) if col == CANDIDATE_RESPONSE_COLUMN else vec
+        return out
+
+    # -- the map function ------------------------------------------------------------------------
+    def __call__(self, batch: Mapping[str, Any], *args: Any) -> dict[str, Any]:
+        """Embed one batch; returns only the new ``<column>_embedding`` columns."""
+        indices, rank = split_extra_args(args, self.with_rank)
+        columns = self.input_columns(list(batch.keys()))
+        position: dict[str, int] = {}
+        plan: dict[str, Any] = {}
+        for col in columns:
+            values = batch[col]
+            if col == CANDIDATE_RESPONSE_COLUMN:
+                rows = []
+                for i, row in enumerate(values):
+                    if row is None or isinstance(row, str) or not hasattr(row, "__len__"):
+                        raise RowError(
+                            f"expected a list of strings, found {type(row).__name__}",
+                            row=row_label(i, indices),
+                            column=col,
+                        )
+                    ids = []
+                    for j, text in enumerate(row):
+                        text = check_text(
+                            response_text(text), row=row_label(i, indices), column=f"{col}[{j}]"
+                        )
+                        ids.append(position.setdefault(text, len(position)))
+                    rows.append(np.asarray(ids, dtype=np.int64))
+                plan[col] = rows
+            else:
+                ids = [
+                    position.setdefault(
+                        check_text(response_text(v), row=row_label(i, indices), column=col), len(position)
+                    )
+                    for i, v in enumerate(values)
+                ]
+                plan[col] = np.asarray(ids, dtype=np.int64)
+        encoder = self.encoder(rank)
+        vectors = _normalise(encoder.encode(list(position)) if position else np.zeros((0, encoder.dim)))
+        vectors = vectors.astype(self.dtype, copy=False)
+        out: dict[str, Any] = {}
+        for col, ids in plan.items():
+            out[f"{col}_embedding"] = [vectors[r] for r in ids] if isinstance(ids, list) else vectors[ids]
+        return out
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if vectors.size and bool((norms == 0).any()):
+        raise RowError("a response embedded to the zero vector and has no direction; check the encoder")
+    return vectors / np.where(norms == 0, 1.0, norms)

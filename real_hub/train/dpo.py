@@ -1,0 +1,373 @@
+r"""DPO on a curated preference set with TRL's ``DPOTrainer``; reference log-probs from real-hub's engine.
+
+Usage::
+
+    # full fine-tuning on one config of a curated set (a folder written by `real-hub curate`, or a Hub id)
+    real-hub train hh-real --config dissimilar --model HuggingFaceTB/SmolLM2-135M-Instruct \
+        --output-dir smol-dpo --max-steps 200 --lr 5e-7
+
+    # LoRA adapters, pushed to the Hub with a model card
+    real-hub train me/hh-real --config dissimilar --model HuggingFaceTB/SmolLM2-135M-Instruct \
+        --lora --push-to me/smol-dpo-lora
+
+    # from Python
+    from real_hub import train_dpo
+    result = train_dpo("hh-real", "path/to/model", config="dissimilar", output_dir="out", max_steps=100)
+    print(result.losses, result.metrics["rewards/accuracies"])
+
+The data are TRL preference pairs, standard (``prompt``/``chosen``/``rejected`` strings) or conversational
+(message lists; string responses to message prompts are converted with :func:`real_hub.to_trl`). Other
+columns are dropped.
+
+Reference log-probs (``precompute_ref``):
+
+- ``"engine"`` (default): :func:`real_hub.logprobs.score_encoded` over exactly the token ids TRL scores for
+  the policy: TRL's own tokenization of prompt and completion (its ``prompt_ids``/``chosen_ids``/
+  ``rejected_ids``, EOS added to standard completions, chat template for conversational ones), cut as TRL's
+  collator cuts them (``max_length``, ``truncation_mode``), first sequence position never scored. With LoRA
+  the reference is the model with its adapters disabled, as in TRL.
+- ``"trl"``: TRL's own precompute pass (a full forward per batch).
+- ``"dataset"``: the ``ref_chosen_logps``/``ref_rejected_logps`` columns of the data, used as they are.
+- ``"none"``: no precompute; TRL keeps a reference model and runs it at every step.
+
+Why a subclass: in TRL 1.16 ``DPOTrainer.__init__`` calls ``self._precompute_ref_logps(dataset, name,
+batch_size)`` for the train and eval sets whenever ``precompute_ref_log_probs=True``, and that method always
+runs the reference model, even when the columns exist (then fails on the duplicated columns).
+:func:`dpo_trainer_class` overrides that one method; ``tests/test_train.py`` fails if TRL changes this path.
+
+The model card and the push live in :mod:`real_hub.model_card`; the ``real-hub train`` command in
+:mod:`real_hub.cli.train`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ColumnError, ConfigError
+from .model_card import build_model_card, push_folder
+from .reference import REF_COLUMNS, dpo_trainer_class
+
+logger = logging.getLogger(__name__)
+
+PRECOMPUTE_REF = ("engine", "trl", "dataset", "none")
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+_RESERVED = {"output_dir", "precompute_ref_log_probs", "hub_token", "push_to_hub", "hub_model_id"}
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_dpo` did.
+
+    Attributes:
+        output_dir: Folder with the trained model (or LoRA adapter), tokenizer and model card.
+        metrics: Final metrics: TRL's last logged training values (``loss``, ``rewards/*``, ``logps/*``),
+            the run's totals (``train_loss``, ``train_runtime``, ...) and ``eval_*`` with an eval split.
+        losses: Training loss at each logging step.
+        ref_logps_source: Where the reference log-probs came from: ``engine``, ``trl``, ``dataset``, ``none``.
+        rows_in: Training pairs given.
+        rows_trained: Pairs trained on (TRL drops pairs whose prompt alone fills ``max_length``).
+        card_path: The model card written into ``output_dir``.
+        pushed_to: Hub repo the folder was pushed to, if any.
+        training_args: The training arguments recorded in the card.
+    """
+
+    output_dir: str
+    metrics: dict[str, float]
+    losses: list[float]
+    ref_logps_source: str
+    rows_in: int
+    rows_trained: int
+    card_path: str
+    pushed_to: str | None = None
+    training_args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_dropped(self) -> int:
+        """Pairs TRL dropped because their prompt alone fills ``max_length``."""
+        return self.rows_in - self.rows_trained
+
+    @property
+    def first_loss(self) -> float:
+        """The first logged training loss."""
+        return self.losses[0] if self.losses else math.nan
+
+    @property
+    def final_loss(self) -> float:
+        """The last logged training loss."""
+        return self.losses[-1] if self.losses else math.nan
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+def load_preferences(data: Any, *, config: str | None = None, split: str = "train") -> Any:
+    """A ``Dataset`` of TRL preference pairs from a ``Dataset``, ``DatasetDict``, files, a folder or a Hub id.
+
+    Keeps ``prompt``/``chosen``/``rejected`` (and the reference columns when both are present); message
+    prompts with string responses become TRL's conversational format.
+
+    Raises:
+        ColumnError: A pair column is missing (the error lists the columns there are).
+        ConfigError: A ``DatasetDict`` without ``split``.
+    """
+    from datasets import Dataset, DatasetDict
+
+    from ..convert import to_trl
+    from ..hub.sources import load_source
+
+    if isinstance(data, DatasetDict):
+        if split not in data:
+            raise ConfigError(f"the DatasetDict has no split {split!r}; it has {list(data)}")
+        data = data[split]
+    elif not isinstance(data, Dataset):
+        data = load_source(str(data), split=split, config=config)
+    missing = [c for c in PAIR_COLUMNS if c not in data.column_names]
+    if missing:
+        raise ColumnError.missing(
+            missing,
+            data.column_names,
+            hint="DPO needs preference pairs; make them with `real-hub curate` (or real_hub.to_pairs)",
+        )
+    keep = list(PAIR_COLUMNS) + [c for c in REF_COLUMNS if set(REF_COLUMNS) <= set(data.column_names)]
+    data = data.select_columns(keep)
+    return to_trl(data)
+
+
+# --------------------------------------------------------------------------------------------------- train
+
+
+def _load_model(name: str, *, revision: str | None, dtype: str | None, trust_remote_code: bool) -> Any:
+    from ..models import read_causal_lm
+
+    return read_causal_lm(name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code)
+
+
+def _check_options(precompute_ref: str, dpo_config_kwargs: Mapping[str, Any]) -> None:
+    import dataclasses
+
+    from trl import DPOConfig
+
+    if precompute_ref not in PRECOMPUTE_REF:
+        raise ConfigError(
+            f"precompute_ref must be one of {', '.join(PRECOMPUTE_REF)}; got {precompute_ref!r}"
+        )
+    unknown = sorted(set(dpo_config_kwargs) - {f.name for f in dataclasses.fields(DPOConfig)})
+    if unknown:
+        raise ConfigError(f"unknown DPOConfig field(s) {', '.join(unknown)}")
+    reserved = sorted(set(dpo_config_kwargs) & _RESERVED)
+    if reserved:
+        raise ConfigError(
+            f"{', '.join(reserved)} are set by train_dpo: use output_dir=, precompute_ref=, push_to=, token="
+        )
+
+
+def _numbers(values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if k not in skip and isinstance(v, (int, float))}
+
+
+def train_dpo(
+    dataset: Any,
+    model: Any,
+    *,
+    output_dir: str | Path,
+    tokenizer: Any = None,
+    config: str | None = None,
+    split: str = "train",
+    eval_split: str | None = None,
+    beta: float = 0.1,
+    learning_rate: float = 5e-7,
+    max_steps: int = -1,
+    num_train_epochs: float = 1.0,
+    per_device_train_batch_size: int = 4,
+    gradient_accumulation_steps: int = 1,
+    max_length: int | None = 1024,
+    lora: bool = False,
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    lora_dropout: float = 0.05,
+    lora_target_modules: str | list[str] = "all-linear",
+    precompute_ref: str = "engine",
+    push_to: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    base_model: str | None = None,
+    dataset_name: str | None = None,
+    revision: str | None = None,
+    dtype: str | None = "float32",
+    trust_remote_code: bool = False,
+    seed: int = 0,
+    report_to: str | list[str] = "none",
+    logging_steps: float = 1,
+    **dpo_config_kwargs: Any,
+) -> TrainResult:
+    """Train ``model`` with DPO on a curated preference set; save it with a model card; optionally push it.
+
+    Args:
+        dataset: A ``Dataset``/``DatasetDict``, data files, a Hub-layout folder or a Hub dataset id.
+        model: A model folder, Hub id or packaged model name, or a loaded causal LM (then pass ``tokenizer``).
+        output_dir: Where the model, tokenizer and ``README.md`` model card are written.
+        tokenizer: The tokenizer of a loaded ``model``.
+        config: Config of a folder or Hub dataset (e.g. the selection strategy).
+        split: Split to train on.
+        eval_split: Split to evaluate on after training (its metrics are ``eval_*``).
+        beta: DPO's beta.
+        learning_rate: Peak learning rate (linear decay).
+        max_steps: Optimizer steps; ``-1`` trains ``num_train_epochs`` epochs.
+        num_train_epochs: Epochs when ``max_steps`` is ``-1``.
+        per_device_train_batch_size: Pairs per device and step.
+        gradient_accumulation_steps: Batches per optimizer step.
+        max_length: Tokens of prompt + completion kept (TRL's collator cuts the rest).
+        lora: Train LoRA adapters (``peft``) instead of all weights; the adapters alone are saved.
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling numerator.
+        lora_dropout: Dropout on the LoRA branch.
+        lora_target_modules: Modules LoRA wraps (``"all-linear"``: every linear layer but the LM head).
+        precompute_ref: ``engine``, ``trl``, ``dataset`` or ``none`` (see the module docstring).
+        push_to: Hub model repo to upload ``output_dir`` to.
+        private: Create that repo private.
+        token: Hub token (default: ``HF_TOKEN`` or the saved login); never logged.
+        base_model: Name of the base model for the card (default: ``model`` as given); the card's metadata
+            lists it only when it is a Hub id.
+        dataset_name: Name of the dataset for the card (default: ``dataset`` as given), same rule.
+        revision: Revision of a Hub ``model``.
+        dtype: Weights' dtype when ``model`` is loaded here (``float32``, ``bfloat16``, ``float16``).
+        trust_remote_code: Allow a model's own code.
+        seed: Seed of the run (data order, LoRA initialisation).
+        report_to: Trackers (``"none"``, ``"tensorboard"``, ...).
+        logging_steps: Log (and record a loss) every N steps.
+        **dpo_config_kwargs: Any other ``trl.DPOConfig`` field (``loss_type``, ``warmup_ratio``, ...).
+
+    Raises:
+        ColumnError: The data lack ``prompt``/``chosen``/``rejected`` (or the reference columns).
+        ConfigError: An unknown ``precompute_ref`` or ``DPOConfig`` field, or one train_dpo sets itself.
+        ModelNotFoundError, HubError: The model cannot be loaded; the push failed.
+    """
+    import torch
+    from trl import DPOConfig
+
+    _check_options(precompute_ref, dpo_config_kwargs)
+    if eval_split and type(dataset).__name__ == "Dataset":
+        raise ConfigError(
+            "a Dataset has no splits: pass a DatasetDict (or a folder/Hub id) to use eval_split"
+        )
+    train_set = load_preferences(dataset, config=config, split=split)
+    eval_set = load_preferences(dataset, config=config, split=eval_split) if eval_split else None
+    if precompute_ref == "dataset" and not set(REF_COLUMNS) <= set(train_set.column_names):
+        raise ColumnError.missing(REF_COLUMNS, train_set.column_names, hint="or use precompute_ref='engine'")
+    if precompute_ref != "dataset" and set(REF_COLUMNS) <= set(train_set.column_names):
+        logger.info("Ignoring the data's reference columns (precompute_ref=%r)", precompute_ref)
+        train_set = train_set.remove_columns(list(REF_COLUMNS))
+
+    ref_model = None
+    if isinstance(model, (str, Path)):
+        model_name = str(model)
+        model, tokenizer = _load_model(
+            model_name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+        if precompute_ref == "none" and not lora:  # a copy of our own: TRL would reload without gguf_file
+            ref_model, _ = _load_model(
+                model_name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code
+            )
+    else:
+        model_name = getattr(model, "name_or_path", "") or type(model).__name__
+        if tokenizer is None:
+            raise ConfigError("a loaded model needs its tokenizer: pass tokenizer=")
+        if precompute_ref == "none" and not lora:  # TRL would reload it from a path it may not have
+            import copy
+
+            ref_model = copy.deepcopy(model).eval()
+    gpu = torch.cuda.is_available()
+    args: dict[str, Any] = {
+        "beta": beta,
+        "learning_rate": learning_rate,
+        "max_steps": max_steps,
+        "num_train_epochs": num_train_epochs,
+        "per_device_train_batch_size": per_device_train_batch_size,
+        "gradient_accumulation_steps": gradient_accumulation_steps,
+        "max_length": max_length,
+        "seed": seed,
+        "report_to": report_to,
+        "logging_steps": logging_steps,
+        "save_strategy": "no",
+        "bf16": gpu and torch.cuda.is_bf16_supported(),
+        "use_cpu": not gpu,
+        "gradient_checkpointing": gpu,
+        "disable_tqdm": logging.getLogger("real_hub").getEffectiveLevel() > logging.INFO,
+        **dpo_config_kwargs,
+    }
+    dpo_args = DPOConfig(
+        output_dir=str(output_dir), precompute_ref_log_probs=precompute_ref != "none", **args
+    )
+    peft_config = None
+    if lora:
+        from peft import LoraConfig
+
+        lora_args = {"r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout}
+        peft_config = LoraConfig(task_type="CAUSAL_LM", target_modules=lora_target_modules, **lora_args)
+        args.update({f"lora_{k}" if k == "r" else k: v for k, v in lora_args.items()})
+        args["lora_target_modules"] = lora_target_modules
+    args["precompute_ref"] = precompute_ref
+
+    trainer_kwargs: dict[str, Any] = {}
+    if precompute_ref != "none":
+        trainer_kwargs["ref_logps"] = precompute_ref
+    trainer = dpo_trainer_class()(
+        model=model,
+        ref_model=ref_model,
+        args=dpo_args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        **trainer_kwargs,
+    )
+    if dpo_args.disable_tqdm:  # quiet: no log dicts printed to stdout either
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    rows_trained = len(trainer.train_dataset)
+    if rows_trained < len(train_set):
+        logger.warning(
+            "%d of %d pairs were dropped: their prompt alone fills max_length=%s",
+            len(train_set) - rows_trained,
+            len(train_set),
+            max_length,
+        )
+    output = trainer.train()
+    history = trainer.state.log_history
+    losses = [float(h["loss"]) for h in history if "loss" in h]
+    last = next((h for h in reversed(history) if "loss" in h), {})
+    metrics = {**_numbers(last, skip=("epoch", "step")), **_numbers(output.metrics)}
+    if eval_set is not None:
+        metrics.update(_numbers(trainer.evaluate()))
+
+    trainer.save_model(str(output_dir))
+    card = build_model_card(
+        base_model=base_model or model_name,
+        dataset=dataset_name or (str(dataset) if isinstance(dataset, (str, Path)) else "in-memory dataset"),
+        dataset_config=config,
+        split=split,
+        training_args=args,
+        metrics=metrics,
+        lora=lora,
+        repo_id=push_to,
+    )
+    card_path = Path(output_dir) / "README.md"
+    card.save(card_path)
+    pushed = push_folder(output_dir, push_to, private=private, token=token) if push_to else None
+    return TrainResult(
+        output_dir=str(output_dir),
+        metrics=metrics,
+        losses=losses,
+        ref_logps_source=precompute_ref,
+        rows_in=len(train_set),
+        rows_trained=rows_trained,
+        card_path=str(card_path),
+        pushed_to=pushed,
+        training_args=args,
+    )
