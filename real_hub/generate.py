@@ -41,7 +41,6 @@ seed=<the row's seed>)`` and the same prompt token ids and stop tokens; the outp
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
@@ -52,21 +51,24 @@ from typing import Any, Literal, NamedTuple
 from .errors import ColumnError, ConfigError, RowError
 from .models import load_causal_lm, pick_device, resolve_model
 from .processor import Processor, split_extra_args
+from .schema import (
+    FINISH_REASONS,
+    GENERATED_TOKENS,
+    GENERATION_PARAMS,
+    GENERATOR,
+    GENERATOR_REVISION,
+    PROMPT,
+    RESPONSES,
+    generated_features,
+)
+from .seeding import row_key
 from .validate import check_messages, check_text, row_label
 
 logger = logging.getLogger(__name__)
 
 Backend = Literal["transformers", "vllm"]
 BACKENDS = ("transformers", "vllm")
-RESPONSES = "responses"
-OUTPUT_COLUMNS = (
-    RESPONSES,
-    "generated_tokens",
-    "finish_reasons",
-    "generator",
-    "generator_revision",
-    "generation_params",
-)
+OUTPUT_COLUMNS = tuple(generated_features())
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 VLLM_INSTALL = "pip install 'real-hub[vllm]'"
@@ -121,14 +123,14 @@ class GenerationReport:
 def generation_report(dataset: Any) -> GenerationReport:
     """Count a generated dataset's rows, tokens, stops, truncations, empty and all-identical rows."""
     names = list(dataset.column_names)
-    missing = [c for c in (RESPONSES, "generated_tokens", "finish_reasons") if c not in names]
+    missing = [c for c in (RESPONSES, GENERATED_TOKENS, FINISH_REASONS) if c not in names]
     if missing:
         raise ColumnError.missing(missing, names, hint="generate the responses with GenerateResponses")
     report = GenerationReport()
-    columns = dataset.select_columns([RESPONSES, "generated_tokens", "finish_reasons"])
+    columns = dataset.select_columns([RESPONSES, GENERATED_TOKENS, FINISH_REASONS])
     for batch in columns.iter(batch_size=1000):
         for texts, tokens, finish in zip(
-            batch[RESPONSES], batch["generated_tokens"], batch["finish_reasons"], strict=True
+            batch[RESPONSES], batch[GENERATED_TOKENS], batch[FINISH_REASONS], strict=True
         ):
             report.add_row(texts, tokens, finish)
     return report
@@ -139,9 +141,7 @@ def generation_report(dataset: Any) -> GenerationReport:
 
 def row_seed(seed: int, prompt: str | Sequence[Mapping[str, Any]]) -> int:
     """The row's 63-bit generator seed: a hash of ``seed`` and the prompt's content (not its position)."""
-    content = json.dumps(prompt, ensure_ascii=False, sort_keys=True)
-    digest = hashlib.sha256(f"{seed}\x00{content}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    return row_key(seed, prompt, ()) & (2**63 - 1)
 
 
 def end_of_turn_ids(tokenizer: Any, model: Any = None, *, chat_template: bool = True) -> list[int]:
@@ -192,7 +192,7 @@ def encode_prompt(tokenizer: Any, prompt: str | list[dict[str, str]], *, chat_te
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
     if not isinstance(prompt, str):
-        from .reward import render_plain
+        from .drsow.reward import render_plain
 
         prompt = render_plain(prompt, "").prompt
     return list(tokenizer(prompt)["input_ids"])
@@ -367,7 +367,7 @@ class GenerateResponses(Processor):
         backend: Backend = "transformers",
         chat_template: bool = True,
         batch_size: int = 8,
-        prompt_column: str = "prompt",
+        prompt_column: str = PROMPT,
         revision: str | None = None,
         gguf_file: str | None = None,
         model_dtype: str = "float32",
@@ -431,16 +431,9 @@ class GenerateResponses(Processor):
 
     def output_features(self, features: Any = None) -> Any:
         """``features`` plus the generated columns (pass to ``map(..., features=...)``)."""
-        from datasets import Features, List, Value
+        from datasets import Features
 
-        out = Features(dict(features or {}))
-        out[RESPONSES] = List(Value("string"))
-        out["generated_tokens"] = List(Value("int64"))
-        out["finish_reasons"] = List(Value("string"))
-        out["generator"] = Value("string")
-        out["generator_revision"] = Value("string")
-        out["generation_params"] = Value("string")
-        return out
+        return Features({**(features or {}), **generated_features()})
 
     # -- models ----------------------------------------------------------------------------------
     def loaded(self, rank: int | None = None) -> tuple[Any, Any]:
@@ -531,11 +524,11 @@ class GenerateResponses(Processor):
             reasons = [s.finish_reason for s in row]
             self._stats.add_row(texts, tokens, reasons)
             out[RESPONSES].append(texts)
-            out["generated_tokens"].append(tokens)
-            out["finish_reasons"].append(reasons)
-            out["generator"].append(self.model)
-            out["generator_revision"].append(self.revision)
-            out["generation_params"].append(params)
+            out[GENERATED_TOKENS].append(tokens)
+            out[FINISH_REASONS].append(reasons)
+            out[GENERATOR].append(self.model)
+            out[GENERATOR_REVISION].append(self.revision)
+            out[GENERATION_PARAMS].append(params)
         return out
 
     def _run_transformers(
@@ -597,7 +590,7 @@ class GenerateResponses(Processor):
 
 def _plain(value: Any) -> Any:
     """Numpy containers (Ray, numpy-formatted batches) as Python lists and dicts."""
-    from .columns import to_python
+    from .arrays import to_python
 
     return to_python(value)
 

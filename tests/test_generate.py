@@ -13,8 +13,9 @@ import torch
 from datasets import Dataset
 from datasets.fingerprint import Hasher
 
+from real_hub import GenerateResponses, generation_report
 from real_hub.errors import ColumnError, ConfigError, RowError
-from real_hub.generate import GenerateResponses, encode_prompt, end_of_turn_ids, generation_report, row_seed
+from real_hub.generate import encode_prompt, end_of_turn_ids, row_seed
 from real_hub.models import clear_model_cache
 
 PROMPTS = [
