@@ -15,11 +15,12 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from .hub.curated import CuratedSet, save_curated
-from .hub.dataset_card import Provenance, Statistics, library_versions, summarize
+from .hub.dataset_card import Provenance, Statistics
 from .models import DEFAULT_EMBEDDER
 from .real.embed import EmbedResponses
 from .real.encoders import Encoder
 from .real.select import STRATEGIES, select_pairs
+from .reporting import library_versions, summarize
 
 logger = logging.getLogger(__name__)
 

@@ -66,7 +66,7 @@ def page(server, tmp_path_factory):
         )
         pg = context.new_page()
         pg.set_default_timeout(20_000)
-        sync_api.expect.set_options(timeout=60_000)  # a shared, busy machine: waits are for updates, not speed
+        sync_api.expect.set_options(timeout=60_000)  # a busy machine: waits are for updates, not speed
         yield pg
         context.close()
 

@@ -32,6 +32,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..errors import ConfigError, FormatError
+from ..schema import PREFERENCE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -249,11 +250,11 @@ def load_annotations(folder: str | Path, pairs: Dataset | None = None) -> tuple[
     report.annotators = sorted({r["annotator"] for r in records})
     known: dict[str, dict[str, Any]] | None = None
     if pairs is not None:
-        missing = [c for c in ("prompt", "chosen", "rejected") if c not in pairs.column_names]
+        missing = [c for c in PREFERENCE_COLUMNS if c not in pairs.column_names]
         if missing:
             raise FormatError(f"pairs lack column(s) {missing}; they have {pairs.column_names}")
         known = {}
-        for row in pairs.select_columns(["prompt", "chosen", "rejected"]):
+        for row in pairs.select_columns(list(PREFERENCE_COLUMNS)):
             known[pair_id(row["prompt"], row["chosen"], row["rejected"])] = row
     latest = latest_annotations(records)
     answers: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -308,8 +309,8 @@ def _uniform(rows: dict[str, list]) -> None:
 
 def _texts_of(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
     for rec in recs:
-        if {"prompt", "chosen", "rejected"} <= rec.keys():
-            return {k: rec[k] for k in ("prompt", "chosen", "rejected")}
+        if set(PREFERENCE_COLUMNS) <= rec.keys():
+            return {k: rec[k] for k in PREFERENCE_COLUMNS}
     return None
 
 

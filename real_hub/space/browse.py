@@ -19,16 +19,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 
-from ..errors import ConfigError
+from ..errors import ConfigError, hub_error
 from ..hub.dataset_card import Provenance, Statistics
-from ..real.select import CANDIDATE_SIMILARITY, STRATEGIES
+from ..real.select import STRATEGIES
+from ..schema import CANDIDATE_SIMILARITY, PREFERENCE_COLUMNS
 from ..validate import require_columns
 from .render import as_text, number, preview
 
 logger = logging.getLogger(__name__)
 
 DEMO = "demo"
-TEXT_COLUMNS = ("prompt", "chosen", "rejected")
 FIRST_CONFIG = "dissimilar"
 """The config a set opens on when it has one: REAL's recommended strategy."""
 
@@ -144,7 +144,7 @@ class PairSource:
         page = min(max(int(page), 0), pages - 1)
         chosen = rows[page * size : (page + 1) * size]
         view = self.view(f.config, f.split)
-        texts = view.dataset.select_columns(list(TEXT_COLUMNS)).select(chosen.tolist())[:]
+        texts = view.dataset.select_columns(list(PREFERENCE_COLUMNS)).select(chosen.tolist())[:]
         out = []
         for k, r in enumerate(chosen.tolist()):
             out.append(
@@ -154,7 +154,7 @@ class PairSource:
                     "similarity": _num(view.similarity[r]),
                     "margin": _num(view.margin[r]),
                     "domain": str(view.domain[r]) if view.domain is not None else "",
-                    **{name: preview(texts[name][k]) for name in TEXT_COLUMNS},
+                    **{name: preview(texts[name][k]) for name in PREFERENCE_COLUMNS},
                 }
             )
         return out, len(rows), page
@@ -180,7 +180,7 @@ def candidate_similarities(pair: dict[str, Any]) -> np.ndarray | None:
 
 
 def _build_view(ds: Dataset) -> _View:
-    require_columns(ds.column_names, TEXT_COLUMNS, hint="a curated set needs TRL's preference columns")
+    require_columns(ds.column_names, PREFERENCE_COLUMNS, hint="a curated set needs TRL's preference columns")
     table = ds.with_format("arrow")[:] if len(ds) else None
 
     def column(name: str) -> np.ndarray:
@@ -217,7 +217,7 @@ def _search_text(ds: Dataset) -> pa.Array:
     """One lower-cased string per row: prompt, chosen and rejected joined (conversations flattened)."""
     table = ds.with_format("arrow")[:]
     parts = []
-    for name in TEXT_COLUMNS:
+    for name in PREFERENCE_COLUMNS:
         col = table[name]
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             parts.append(pc.fill_null(col, ""))
@@ -316,13 +316,19 @@ def _hub_card(repo_id: str) -> Any:
 
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", repo_id):
         raise ConfigError(f"{repo_id!r} is neither a local folder nor a Hub dataset id (owner/name)")
+    what = f"could not read the dataset card of Hub dataset {repo_id!r}"
     try:
-        return DatasetCard.load(hf_hub_download(repo_id, "README.md", repo_type="dataset"))
-    except Exception as err:  # not found, gated, offline: one readable line
+        path = hf_hub_download(repo_id, "README.md", repo_type="dataset")
+    except Exception as err:
+        # A Hub failure in the project's words; anything else (no README, offline with nothing cached)
+        # as one readable line.
+        mapped = hub_error(err, what, repo_id=repo_id)
+        if mapped is not None:
+            raise mapped from err
         raise ConfigError(
-            f"could not read the dataset card of Hub dataset {repo_id!r} ({type(err).__name__}); "
-            "check the id, your token and the connection"
+            f"{what} ({type(err).__name__}); check the id, your token and the connection"
         ) from err
+    return DatasetCard.load(path)
 
 
 def _demo_source(encoder: Any = None) -> PairSource:

@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from ..errors import RealHubError
+from ..schema import PREFERENCE_COLUMNS
 from .browse import (
     DEMO,
     PairFilter,
@@ -29,7 +30,7 @@ from .render import completion_text, error_box, heatmap_html, pair_header, turns
 
 logger = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ["#", "row", "similarity", "margin", "domain", "prompt", "chosen", "rejected"]
+TABLE_COLUMNS = ["#", "row", "similarity", "margin", "domain", *PREFERENCE_COLUMNS]
 NO_HEATMAP = (
     "<p><i>No candidate embeddings behind this pair: the heatmap reads the <code>candidate_similarity</code>"
     " column that <code>SelectPairs</code> writes when it selects pairs from candidates.</i></p>"

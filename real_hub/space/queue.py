@@ -19,15 +19,14 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..schema import PREFERENCE_COLUMNS
 from .annotation import AnnotationStore, a_is_chosen, pair_id
-
-TEXT_COLUMNS = ("prompt", "chosen", "rejected")
 
 
 def pair_ids(pairs: Dataset) -> list[str]:
     """The :func:`~real_hub.space.annotation.pair_id` of every row of ``pairs``, in order."""
-    texts = pairs.select_columns(list(TEXT_COLUMNS))[:]
-    return [pair_id(p, c, r) for p, c, r in zip(*(texts[name] for name in TEXT_COLUMNS), strict=True)]
+    texts = pairs.select_columns(list(PREFERENCE_COLUMNS))[:]
+    return [pair_id(p, c, r) for p, c, r in zip(*(texts[name] for name in PREFERENCE_COLUMNS), strict=True)]
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ class AnnotationQueue:
         records: Iterable[dict[str, Any]] = (),
     ) -> None:
         self.pairs = pairs
-        self._texts = pairs.select_columns(list(TEXT_COLUMNS))
+        self._texts = pairs.select_columns(list(PREFERENCE_COLUMNS))
         self.source, self.config, self.split, self.seed = source, config, split, seed
         self.ids = pair_ids(pairs)
         self._rows_per_id = Counter(self.ids)
