@@ -56,7 +56,7 @@ def a_is_chosen(pid: str, seed: int = 0) -> bool:
 
 
 def preferred_side(label: str, a_side: str) -> str | None:
-    """The original side (``chosen``/``rejected``) a label prefers, ``"tie"``, or ``None`` for a skip."""
+    """The original side (``chosen``/``rejected``) an answer prefers, ``"tie"``, or ``None`` for a skip."""
     if label == "A":
         return a_side
     if label == "B":
@@ -238,9 +238,9 @@ def load_annotations(folder: str | Path, pairs: Dataset | None = None) -> tuple[
 
     Args:
         folder: The annotation folder the Space writes (``REAL_HUB_LABELS_DIR``).
-        pairs: The labelled pairs; when given, texts come from it (matched by :func:`pair_id`) and labels
-            of pairs not in it are counted as ``unmatched``. Without it, the texts stored with each label
-            are used.
+        pairs: The annotated pairs; when given, texts come from it (matched by :func:`pair_id`) and
+            answers to pairs not in it are counted as ``unmatched``. Without it, the texts stored with
+            each answer are used.
 
     Returns:
         The preference rows and an :class:`AnnotationReport`.

@@ -69,7 +69,7 @@ def build_app(
         gr.Markdown(
             "# real-hub: curated preference pairs\n"
             "Browse pairs selected by REAL (least similar responses) and rewarded by Dr.SoW, "
-            "plot them, and label them."
+            "plot them, and annotate them."
         )
         with gr.Row():
             src_box = gr.Textbox(
@@ -143,7 +143,7 @@ def build_app(
                 stats_md = gr.Markdown(elem_id="rh-statistics")
             with gr.Tab("Annotate"):
                 gr.Markdown(
-                    "Label the pairs of the config chosen in *Browse*: which response is better? "
+                    "Annotate the pairs of the config chosen in *Browse*: which response is better? "
                     "A and B are in a random order; answers are appended, never overwritten."
                 )
                 with gr.Row():

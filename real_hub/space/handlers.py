@@ -248,7 +248,7 @@ class SpaceHandlers:
         progress = f"**{annotator}**: labelled {done} / to label {left}"
         item = queue.next(annotator)
         if item is None:
-            return "", "", "All pairs are labelled. Thank you!", "", progress, agree
+            return "", "", "All pairs are annotated. Thank you!", "", progress, agree
         a, b = turns_html(item.pair[item.a_side]), turns_html(item.pair[item.b_side])
         return item.key, turns_html(item.pair["prompt"]), a, b, progress, agree
 
