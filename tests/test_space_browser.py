@@ -1,4 +1,7 @@
-"""End to end in headless Chromium: load, filter, click a row, next, and label pairs across a reload.
+"""End to end in headless Chromium: load, filter, click a row, next, and label pairs across a reload;
+and, on a folder written by ``real-hub demo`` (the real MiniLM, so marked slow): the page opens on
+``dissimilar``, the table shows the start of chosen and rejected, the word diffs wrap between words
+(checked on the glyphs' positions), and the heatmap is drawn from the saved ``candidate_similarity``.
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``) and ``pip install playwright`` (never
 ``playwright install``: the system browser is used). Skipped, with the reason, when either is absent.
