@@ -267,3 +267,15 @@ def test_a_pushed_set_keeps_the_candidate_matrix_the_heatmap_reads(hub, demo_pai
     np.testing.assert_allclose(
         sim[item["chosen_index"], item["rejected_index"]], pairs[5]["similarity"], atol=1e-6
     )
+
+
+def test_configs_list_the_strategies_first_and_open_on_dissimilar():
+    from datasets import DatasetDict
+
+    from real_hub.space.browse import PairSource
+
+    dd = DatasetDict({"train": Dataset.from_dict({"prompt": ["p"], "chosen": ["c"], "rejected": ["r"]})})
+    src = PairSource("x", {"zeta": dd, "random": dd, "alpha": dd, "dissimilar": dd, "centroid": dd})
+    assert src.config_names() == ["dissimilar", "random", "centroid", "zeta", "alpha"]
+    assert src.first_config() == "dissimilar"
+    assert PairSource("y", {"zeta": dd, "alpha": dd}).first_config() == "zeta"  # as the card lists them

@@ -48,7 +48,7 @@ class PairFilter:
 
 
 @dataclass
-class _View:
+class SplitView:
     """One split of one config, with the columns the filters read."""
 
     dataset: Dataset
@@ -66,7 +66,7 @@ class PairSource:
     configs: dict[str, DatasetDict]
     provenance: dict[str, Provenance] = field(default_factory=dict)
     statistics: dict[str, Statistics] = field(default_factory=dict)
-    _views: dict[tuple[str, str], _View] = field(default_factory=dict, repr=False)
+    _views: dict[tuple[str, str], SplitView] = field(default_factory=dict, repr=False)
     _filtered: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     # ------------------------------------------------------------------------------ structure
@@ -78,7 +78,7 @@ class PairSource:
 
     def first_config(self) -> str:
         """The config the page opens on: :data:`FIRST_CONFIG` when the set has it, else the first listed."""
-        return self.config_names()[0]
+        return FIRST_CONFIG if FIRST_CONFIG in self.configs else self.config_names()[0]
 
     def splits(self, config: str) -> list[str]:
         """Split names of ``config``."""
@@ -96,7 +96,7 @@ class PairSource:
             raise ConfigError(f"{self.name} has no config {config!r}; it has {sorted(self.configs)}")
         return self.configs[config]
 
-    def view(self, config: str, split: str) -> _View:
+    def view(self, config: str, split: str) -> SplitView:
         """The filterable columns of one split, built on first use."""
         key = (config, split)
         if key not in self._views:
@@ -179,7 +179,7 @@ def candidate_similarities(pair: dict[str, Any]) -> np.ndarray | None:
     return np.asarray(value, dtype=np.float64)
 
 
-def _build_view(ds: Dataset) -> _View:
+def _build_view(ds: Dataset) -> SplitView:
     require_columns(ds.column_names, PREFERENCE_COLUMNS, hint="a curated set needs TRL's preference columns")
     table = ds.with_format("arrow")[:] if len(ds) else None
 
@@ -197,7 +197,7 @@ def _build_view(ds: Dataset) -> _View:
     domain = None
     if "domain" in ds.column_names and table is not None:
         domain = np.asarray(table["domain"].fill_null("").to_pylist(), dtype=object)
-    return _View(ds, column("similarity"), margin, domain)
+    return SplitView(ds, column("similarity"), margin, domain)
 
 
 def _in_range(values: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
