@@ -10,9 +10,14 @@ the old cache.
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 from .version import __version__
+
+logger = logging.getLogger(__name__)
 
 _VERSION_KEY = "__real_hub_version__"
 
@@ -55,3 +60,41 @@ def split_extra_args(args: tuple[Any, ...], with_rank: bool) -> tuple[list[int] 
         rank = rest.pop()
     indices = list(rest[0]) if rest and rest[0] is not None else None
     return indices, rank
+
+
+def _map_call_key() -> Any:
+    """An identity of the ``Dataset.map`` call running this code (its ``_map_single`` frame), else None."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "_map_single":
+            return (id(frame), frame.f_locals.get("new_fingerprint"))
+        frame = frame.f_back
+    return None
+
+
+def warn_skipped_once(processor: Processor, skipped: Mapping[str, int], rows_read: int, hint: str) -> None:
+    """Log at WARNING, once per ``Dataset.map`` call, that ``processor`` skipped rows, with counts by reason.
+
+    As ``datasets`` warns once rather than per batch: the first batch of a ``map`` call that skips anything
+    logs the warning (its counts by reason, and ``hint``: how to get the full report); later batches of that
+    call log at DEBUG. Outside ``Dataset.map`` (a direct call, Ray) it warns once per processor and process.
+    """
+    name = type(processor).__name__
+    if not skipped:
+        return
+    key = _map_call_key()
+    warned = processor.__dict__.setdefault("_warned_skips", set())
+    counts = ", ".join(f"{reason}={n}" for reason, n in sorted(skipped.items()))
+    if key in warned:
+        logger.debug("%s skipped %s in a batch of %d rows", name, counts, rows_read)
+        return
+    warned.clear()  # only the running map call's key is kept
+    warned.add(key)
+    logger.warning(
+        "%s emitted fewer rows than it read: skipped %s in a batch of %d rows (later batches of this map "
+        "are not logged); %s",
+        name,
+        counts,
+        rows_read,
+        hint,
+    )

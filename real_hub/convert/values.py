@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import RowError
 from ..schema import NOTES, SKIP
-from ..validate import check_messages, describe
+from ..validate import check_messages, check_number, describe, is_list
 
 
 def _text(value: Any, *, row: int | str, column: str) -> str:
@@ -22,7 +21,7 @@ def _prompt(value: Any, *, row: int | str, column: str = "prompt") -> str | list
     """A prompt as given: a string, or a list of messages (normalised to role/content)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, (list, tuple)):
+    if is_list(value):
         return check_messages(value, row=row, column=column)
     raise RowError(
         f"expected a string or a list of chat messages, found {describe(value)}", row=row, column=column
@@ -34,11 +33,8 @@ def _is_empty(prompt: str | list) -> bool:
 
 
 def _number(value: Any, *, row: int | str, column: str, optional: bool = True) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise RowError(f"expected a number, found {describe(value)}", row=row, column=column)
-    return float(value)
+    """A finite number (NaN and infinities refused); None passes when ``optional``."""
+    return check_number(value, row=row, column=column, optional=optional)
 
 
 def _pair_checks(prompt: Any, chosen: str, rejected: str) -> str | None:

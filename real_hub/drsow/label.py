@@ -34,14 +34,22 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
-from datasets import Dataset, Features, Value
+from datasets import Dataset, Features, Json, Value
 
 from ..arrays import add_passthrough_features, column_names, is_scalar_column, python_column, raw_column
 from ..errors import ColumnError, ConfigError, RowError
 from ..hub.dataset_card import summarize
-from ..processor import Processor
+from ..processor import Processor, warn_skipped_once
 from ..real.select import row_key, splitmix64
-from ..validate import check_text_list, require_columns, row_label
+from ..validate import (
+    check_list,
+    check_number,
+    check_prompt,
+    check_response,
+    check_text_list,
+    require_columns,
+    row_label,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ SKIP_LOW_MARGIN = "abstain_low_margin"
 SKIP_MISSING_REWARD = "missing_reward"
 SKIP_FEWER_THAN_TWO = "fewer_than_two_responses"
 SKIP_TIED_REWARDS = "tied_rewards"
+SKIP_HINT = "label_pairs() returns a report of every skip, or map with {name}(..., keep_skipped=True)"
 _GAMMA = 0x9E3779B97F4A7C15
 _WORD = re.compile(r"(?<![A-Za-z0-9])chosen(?![A-Za-z0-9])")
 
@@ -160,6 +169,8 @@ class OrientByReward(Processor):
         skipped: Counter[str] = Counter()
         for i, (a, b) in enumerate(zip(chosen_r, rejected_r, strict=True)):
             label = row_label(i, indices)
+            for side in ("chosen", "rejected"):
+                check_response(columns[side][i], row=label, column=side)
             ra = _reward(a, row=label, column=self.chosen_reward_column)
             rb = _reward(b, row=label, column=self.rejected_reward_column)
             if ra is None or rb is None:
@@ -185,8 +196,8 @@ class OrientByReward(Processor):
         out["flipped"] = [f if r is None else None for f, r in zip(flip, reasons, strict=True)]
         if self.keep_skipped:
             out["skip_reason"] = reasons
-        if skipped:
-            logger.debug("OrientByReward skipped %s in a batch of %d pairs", dict(skipped), len(chosen_r))
+        if skipped and not self.keep_skipped:
+            warn_skipped_once(self, skipped, len(chosen_r), SKIP_HINT.format(name="OrientByReward"))
         return out
 
     def output_features(self, input_features: Features) -> Features:
@@ -197,8 +208,8 @@ class OrientByReward(Processor):
         for left, right in self._swaps(list(features)):
             if left in features and right in features and features[left] != features[right]:
                 raise ColumnError(
-                    f"columns {left!r} and {right!r} swap with each other but have different types"
-                    f" ({features[left]} and {features[right]}): cast one to the other's type first"
+                    f"columns {left!r} and {right!r} swap with each other: expected one type, found"
+                    f" {features[left]} and {features[right]}; cast one to the other's type first"
                 )
         features["margin"] = Value("float64")
         features["flipped"] = Value("bool")
@@ -280,10 +291,12 @@ class PairsFromRewards(Processor):
         return {"prompt", self.responses_column, self.rewards_column, self.scores_column, "skip_reason"}
 
     def _list(self, value: Any, n: int, *, row: int | str, column: str) -> list[Any]:
-        if not isinstance(value, (list, tuple)) or len(value) != n:
-            found = f"{len(value)} values" if isinstance(value, (list, tuple)) else type(value).__name__
-            raise RowError(f"expected one value per response ({n}), found {found}", row=row, column=column)
-        return list(value)
+        values = check_list(value, row=row, column=column, what=f"a list of one value per response ({n})")
+        if len(values) != n:
+            raise RowError(
+                f"expected one value per response ({n}), found {len(values)} values", row=row, column=column
+            )
+        return values
 
     def _pick(
         self, prompt: Any, texts: list[str], rewards: list[float | None], label: int | str
@@ -339,6 +352,7 @@ class PairsFromRewards(Processor):
         skipped: Counter[str] = Counter()
         for i, prompt in enumerate(prompts):
             label = row_label(i, indices)
+            check_prompt(prompt, row=label)
             texts = check_text_list(responses[i], row=label, column=self.responses_column)
             if rewards[i] is None:
                 picked: tuple[int, int, float] | str = SKIP_MISSING_REWARD
@@ -348,6 +362,8 @@ class PairsFromRewards(Processor):
             row_scores = scores[i]
             if row_scores is not None:
                 row_scores = self._list(row_scores, len(texts), row=label, column=self.scores_column)
+                for j, score in enumerate(row_scores):
+                    check_number(score, row=label, column=f"{self.scores_column}[{j}]", optional=True)
             if isinstance(picked, str):
                 skipped[picked] += 1
                 if not self.keep_skipped:
@@ -379,8 +395,8 @@ class PairsFromRewards(Processor):
                 out[c].append(values.get(c))
             for n, column in extra.items():
                 out[n].append(column[i])
-        if skipped:
-            logger.debug("PairsFromRewards skipped %s in a batch of %d rows", dict(skipped), len(prompts))
+        if skipped and not self.keep_skipped:
+            warn_skipped_once(self, skipped, len(prompts), SKIP_HINT.format(name="PairsFromRewards"))
         return out
 
     def output_features(self, input_features: Features | None = None) -> Features:
@@ -491,15 +507,23 @@ def label_pairs(
             hint="label_pairs expects pairs (chosen, rejected + a reward per side) or candidates (prompt,"
             " responses, rewards)",
         )
-    rows = dataset.map(
-        processor,
-        batched=True,
-        batch_size=batch_size,
-        num_proc=num_proc,
-        remove_columns=names,
-        features=features,
-        desc=f"Labelling pairs ({label})",
-    )
+    if label == "orient":  # a reward column of mixed types (Json): name the row that is not a number
+        for column in (processor.chosen_reward_column, processor.rejected_reward_column):
+            if isinstance(dataset.features[column], Json):
+                for i, value in enumerate(dataset[column]):
+                    _reward(value, row=i, column=column)
+    if len(dataset) == 0:  # zero rows: an empty result
+        rows = Dataset.from_dict({name: [] for name in features}, features=features)
+    else:
+        rows = dataset.map(
+            processor,
+            batched=True,
+            batch_size=batch_size,
+            num_proc=num_proc,
+            remove_columns=names,
+            features=features,
+            desc=f"Labelling pairs ({label})",
+        )
     table = rows.with_format("arrow")
     reasons = table["skip_reason"]
     counts = pc.value_counts(reasons.drop_null()).to_pylist() if len(reasons) else []

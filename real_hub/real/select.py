@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,8 +31,8 @@ from ..arrays import (
     raw_column,
 )
 from ..errors import ColumnError, ConfigError, RowError
-from ..processor import Processor
-from ..validate import check_text_list, require_columns, row_label
+from ..processor import Processor, warn_skipped_once
+from ..validate import check_list, check_number, check_prompt, check_text_list, require_columns, row_label
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +42,7 @@ SKIP_FEWER_THAN_TWO = "fewer_than_two_responses"
 SKIP_TIED_SCORES = "tied_scores"
 SKIP_SINGLE_CLUSTER = "single_cluster"
 MAX_KMEANS_ITERATIONS = 20
+SKIP_HINT = "select_pairs() returns a report of every skip, or map with SelectPairs(..., keep_skipped=True)"
 PAIR_COLUMNS = (
     "prompt",
     "chosen",
@@ -291,24 +291,20 @@ class SelectPairs(Processor):
         rows = []
         for i, (prompt, texts, row_scores) in enumerate(zip(prompts, responses, scores, strict=True)):
             label = row_label(i, indices)
+            prompt = check_prompt(prompt, row=label)
             texts = check_text_list(texts, row=label, column=self.responses_column)
             if row_scores is not None:
-                if not isinstance(row_scores, (list, tuple)) or len(row_scores) != len(texts):
-                    found = (
-                        f"{len(row_scores)} scores" if isinstance(row_scores, (list, tuple)) else "no list"
-                    )
+                row_scores = check_list(
+                    row_scores, row=label, column=self.scores_column, what="a list of scores"
+                )
+                if len(row_scores) != len(texts):
                     raise RowError(
-                        f"expected one score per response ({len(texts)}), found {found}",
+                        f"expected one score per response ({len(texts)}), found {len(row_scores)} scores",
                         row=label,
                         column=self.scores_column,
                     )
                 for j, s in enumerate(row_scores):
-                    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
-                        raise RowError(
-                            f"expected a finite number, found {s!r}",
-                            row=label,
-                            column=f"{self.scores_column}[{j}]",
-                        )
+                    check_number(s, row=label, column=f"{self.scores_column}[{j}]", what="a number")
             first: dict[str, int] = {}
             for j, text in enumerate(texts):
                 first.setdefault(text, j)
@@ -429,8 +425,8 @@ class SelectPairs(Processor):
                 else:
                     score_a = score_b = None
                 emit(r, row, (row.responses[a], row.responses[b], sim, score_a, score_b, a, b), None)
-        if skipped:
-            logger.debug("SelectPairs skipped %s in a batch of %d rows", dict(skipped), len(rows))
+        if skipped and not self.keep_skipped:
+            warn_skipped_once(self, skipped, len(rows), SKIP_HINT)
         return out
 
     def output_features(self, input_features: Features | None = None) -> Features:
@@ -504,15 +500,19 @@ def select_pairs(
         ["prompt", processor.responses_column, processor.embedding_column],
         hint="embed the candidates first, e.g. with EmbedResponses",
     )
-    rows = dataset.map(
-        processor,
-        batched=True,
-        batch_size=batch_size,
-        num_proc=num_proc,
-        remove_columns=dataset.column_names,
-        features=processor.output_features(dataset.features),
-        desc=f"Selecting pairs ({processor.strategy})",
-    )
+    features = processor.output_features(dataset.features)
+    if len(dataset) == 0:  # zero rows: an empty result
+        rows = Dataset.from_dict({name: [] for name in features}, features=features)
+    else:
+        rows = dataset.map(
+            processor,
+            batched=True,
+            batch_size=batch_size,
+            num_proc=num_proc,
+            remove_columns=dataset.column_names,
+            features=features,
+            desc=f"Selecting pairs ({processor.strategy})",
+        )
     reasons = rows.with_format("arrow")["skip_reason"]
     counts = pc.value_counts(reasons.drop_null()).to_pylist() if len(reasons) else []
     skipped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
