@@ -17,7 +17,7 @@ PAIR_SOURCES = ("hh", "trl")
 CANDIDATE_SOURCES = ("shp", "ultrafeedback", "candidates")
 
 # Columns that identify each source, checked in this order by detect_source.
-_SCHEMAS: dict[str, tuple[str, ...]] = {
+SCHEMAS: dict[str, tuple[str, ...]] = {
     "ultrafeedback": ("instruction", "completions"),
     "shp": ("post_id", "history", "human_ref_A", "human_ref_B", "score_A", "score_B"),
     "candidates": ("prompt", "responses"),
@@ -37,7 +37,7 @@ _HH_START = re.compile(r"\s*(Human|Assistant):")
 
 def _schemas_tried(present: list[str]) -> str:
     parts = []
-    for source, wanted in _SCHEMAS.items():
+    for source, wanted in SCHEMAS.items():
         missing = [w for w in wanted if w not in present]
         state = f"missing {', '.join(repr(m) for m in missing)}" if missing else "all present"
         parts.append(f"{source}: {', '.join(wanted)} ({_NEEDS[source]}; {state})")
@@ -81,7 +81,7 @@ def detect_source(column_names: Iterable[str] | Dataset) -> str:
     features = dataset.features if dataset is not None else column_names
     present = list(features)
     found = ", ".join(repr(c) for c in present) or "none"
-    for source, wanted in _SCHEMAS.items():
+    for source, wanted in SCHEMAS.items():
         if not all(w in present for w in wanted):
             continue
         if source != "hh":
@@ -109,7 +109,8 @@ def detect_source(column_names: Iterable[str] | Dataset) -> str:
     )
 
 
-def _resolve(dataset: Dataset, source: str, shape: str) -> str:
+def resolve_source(dataset: Dataset, source: str, shape: str) -> str:
+    """The source schema to convert with: ``source`` checked, or detected when ``"auto"``."""
     if source == "auto":
         source = detect_source(dataset)
     elif source not in SOURCES:

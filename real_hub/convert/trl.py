@@ -8,7 +8,16 @@ from typing import Any
 from ..errors import RowError
 from ..schema import PAIR_COLUMNS
 from ..validate import check_messages, check_text, describe, is_list, row_label
-from .values import _append, _is_empty, _new_columns, _number, _pair_checks, _prompt, _source_id, _text
+from .values import (
+    append_row,
+    is_empty_prompt,
+    new_columns,
+    number_value,
+    pair_skip_reason,
+    prompt_value,
+    source_id_of,
+    text_value,
+)
 
 _SCORE_COLUMNS = (("chosen_score", "rejected_score"), ("score_chosen", "score_rejected"))
 
@@ -39,9 +48,9 @@ def _trl_row(
                 row=row,
                 column=column,
             )
-        chosen = _text(chosen, row=row, column="chosen")
-        rejected = _text(rejected, row=row, column="rejected")
-        return _prompt(prompt, row=row), chosen, rejected, None
+        chosen = text_value(chosen, row=row, column="chosen")
+        rejected = text_value(rejected, row=row, column="rejected")
+        return prompt_value(prompt, row=row), chosen, rejected, None
     c_msgs = check_messages(chosen, row=row, column="chosen")
     r_msgs = check_messages(rejected, row=row, column="rejected")
     if is_list(prompt):  # explicit conversational
@@ -65,25 +74,25 @@ def trl_batch_to_pairs(batch: Mapping[str, list], indices: Sequence[int] | None 
     TRL's ``score_chosen``/``score_rejected``), ``source_id`` from a ``source_id`` column or the row index.
     """
     score_cols = next((pair for pair in _SCORE_COLUMNS if pair[0] in batch and pair[1] in batch), None)
-    out = _new_columns(PAIR_COLUMNS)
+    out = new_columns(PAIR_COLUMNS)
     for i in range(len(batch["chosen"])):
         row = row_label(i, indices)
         prompt, chosen, rejected, skip = _trl_row(batch, i, row)
         if skip:
-            _append(out, None, skip)
+            append_row(out, None, skip)
             continue
         scores = [None, None]
         if score_cols:
-            scores = [_number(batch[c][i], row=row, column=c) for c in score_cols]
+            scores = [number_value(batch[c][i], row=row, column=c) for c in score_cols]
         values = {
             "prompt": prompt,
             "chosen": chosen,
             "rejected": rejected,
             "chosen_score": scores[0],
             "rejected_score": scores[1],
-            "source_id": _source_id(batch, i, indices),
+            "source_id": source_id_of(batch, i, indices),
         }
-        _append(out, values, _pair_checks(prompt, chosen, rejected))
+        append_row(out, values, pair_skip_reason(prompt, chosen, rejected))
     return out
 
 
@@ -100,8 +109,8 @@ def pairs_batch_to_trl(
     prompts = []
     for i, prompt in enumerate(batch["prompt"]):
         row = row_label(i, indices)
-        prompt = _prompt(prompt, row=row)
-        if _is_empty(prompt):
+        prompt = prompt_value(prompt, row=row)
+        if is_empty_prompt(prompt):
             raise RowError("expected a non-empty prompt, found an empty one", row=row, column="prompt")
         if all_messages and isinstance(prompt, str):
             prompt = [{"role": "user", "content": prompt}]
