@@ -953,3 +953,34 @@ def test_cli_names_file_line_option_or_row(tmp_path, name):
     assert code == 2, err
     assert re.search(pattern, err), err
     assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------- encoder faults
+
+
+class FaultyEncoder:
+    """An encoder that answers wrongly in one way."""
+
+    dim = DIM
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+
+    def encode(self, texts):
+        out = HashEncoder().encode(texts).astype(object if self.fault == "str" else np.float32)
+        if self.fault == "too_few":
+            return out[:-1]
+        if self.fault == "wrong_dim":
+            return np.concatenate([out, out[:, :1]], axis=1)
+        k = texts.index(PAIR_ROWS[ROW]["rejected"])
+        out[k] = {"nan": NAN, "inf": INF, "zero": 0.0, "str": "x"}[self.fault]
+        return out
+
+
+@pytest.mark.parametrize("fault", ["too_few", "wrong_dim", "nan", "inf", "zero", "str"])
+def test_encoder_faults_are_real_hub_errors(fault):
+    ds = Dataset.from_list(PAIR_ROWS)
+    with pytest.raises(RealHubError, match="expected") as info:
+        ds.map(EmbedResponses(FaultyEncoder(fault)), batched=True, with_indices=True)
+    if fault in ("nan", "inf", "zero"):  # one response's vector: its row and column are named
+        assert "row 1, column 'rejected'" in str(info.value)

@@ -215,14 +215,17 @@ def _encoded(encoder: Encoder, texts: list[str]) -> np.ndarray:
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
     name = type(encoder).__name__
+    encoded = encoder.encode(texts)
     try:
-        vectors = np.asarray(encoder.encode(texts), dtype=np.float32)
+        vectors = np.asarray(encoded, dtype=np.float32)
     except (TypeError, ValueError) as err:
-        raise RowError(f"the encoder {name} returned something other than numbers: {err}") from None
+        raise RowError(
+            f"expected the encoder {name} to return ({len(texts)}, {dim}) numbers, found other values: {err}"
+        ) from None
     if vectors.shape != (len(texts), dim):
         raise RowError(
-            f"the encoder {name} returned an array of shape {vectors.shape} for {len(texts)} texts, expected"
-            f" ({len(texts)}, {dim}): one vector of its dim={dim} per text"
+            f"expected the encoder {name} to return ({len(texts)}, {dim}): one vector of its dim={dim} per"
+            f" text, found an array of shape {vectors.shape}"
         )
     return vectors
 
