@@ -22,9 +22,10 @@ from datasets import Dataset, DatasetDict
 from ..errors import ConfigError, hub_error
 from ..hub.dataset_card import Provenance, Statistics
 from ..real.select import STRATEGIES
+from ..reporting import markdown_cell
 from ..schema import CANDIDATE_SIMILARITY, PREFERENCE_COLUMNS
 from ..validate import require_columns
-from .render import as_text, number, preview
+from .render import as_text, preview
 
 logger = logging.getLogger(__name__)
 
@@ -368,21 +369,13 @@ def metadata_markdown(source: PairSource) -> tuple[str, str]:
     prov_rows, stat_rows = [], []
     for config in source.configs:
         for k, v in source.provenance.get(config, Provenance()).to_dict().items():
-            prov_rows.append(f"| {config} | {k} | {_md(v)} |")
+            prov_rows.append(f"| {config} | {k} | {markdown_cell(v, '.4g')} |")
         for k, v in source.statistics.get(config, Statistics()).to_dict().items():
             if isinstance(v, dict):
-                stat_rows += [f"| {config} | {k}.{kk} | {_md(vv)} |" for kk, vv in v.items()]
+                stat_rows += [f"| {config} | {k}.{kk} | {markdown_cell(vv, '.4g')} |" for kk, vv in v.items()]
             else:
-                stat_rows.append(f"| {config} | {k} | {_md(v)} |")
+                stat_rows.append(f"| {config} | {k} | {markdown_cell(v, '.4g')} |")
     head = "| config | {} | value |\n| --- | --- | --- |\n"
     prov = head.format("field") + "\n".join(prov_rows) if prov_rows else "_no provenance recorded_"
     stats = head.format("statistic") + "\n".join(stat_rows) if stat_rows else "_no statistics recorded_"
     return prov, stats
-
-
-def _md(value: Any) -> str:
-    if isinstance(value, float):
-        return number(value)
-    if isinstance(value, dict):
-        value = ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value).replace("|", "\\|").replace("\n", " ")

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..reporting import format_number
+
 PREVIEW_CHARS = 120
 ONLY_HERE = "only here"
 """The ``gr.HighlightedText`` category of a word found in one response of a pair only."""
@@ -133,9 +135,7 @@ def heatmap_html(
 
 def number(value: Any) -> str:
     """A value for the page: floats to 4 significant digits, ``None`` as a dash."""
-    if value is None:
-        return "–"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return format_number(value, ".4g", none="–")
 
 
 def pair_header(item: dict[str, Any], position: int, total: int) -> str:
