@@ -26,6 +26,7 @@ from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pa
 from .space.annotation import AnnotationReport, LabelStore, load_annotations
 from .space.browse import PairFilter, PairSource, load_pair_source
 from .train.dpo import TrainResult, train_dpo
+from .train.reference import ReferenceSpec, add_reference_logps
 from .version import __version__
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "PairsFromRewards",
     "Provenance",
     "RealHubError",
+    "ReferenceSpec",
     "RemoteCodeError",
     "RewardStats",
     "RowError",
@@ -66,6 +68,7 @@ __all__ = [
     "SequenceScores",
     "Statistics",
     "TrainResult",
+    "add_reference_logps",
     "best_of_n",
     "budget_filter",
     "curate",

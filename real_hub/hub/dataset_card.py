@@ -16,6 +16,8 @@ from typing import Any
 from huggingface_hub import DatasetCard, DatasetCardData
 
 TAGS = ["dpo", "preference", "real-hub"]
+EXAMPLE_MODEL = "Qwen/Qwen3-0.6B"
+"""The model the card's training snippet names when the set records no reference model."""
 _SECTION = re.compile(
     r"<!-- real-hub:config:(?P<name>[^ ]+):start -->.*?<!-- real-hub:config:(?P=name):end -->\n?", re.S
 )
@@ -38,6 +40,9 @@ class Provenance:
     seed: int | None = None
     license: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    reference: dict[str, Any] | None = None
+    """What the ``ref_chosen_logps``/``ref_rejected_logps`` columns belong to: ``model``, ``revision``,
+    ``dtype`` (precision), TRL's ``max_length``/``truncation_mode`` (see ``add_reference_logps``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, for the card's YAML."""
@@ -131,6 +136,55 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+def training_snippet(repo_or_folder: str, config: str, model: str = EXAMPLE_MODEL) -> list[str]:
+    """The card's "Load it" code: load one config with ``load_dataset`` and train on it with TRL's DPO."""
+    name = repo_or_folder.rstrip("/").split("/")[-1]
+    return [
+        "```python",
+        "from datasets import load_dataset",
+        "from trl import DPOConfig, DPOTrainer",
+        "",
+        f'pairs = load_dataset("{repo_or_folder}", "{config}", split="train")',
+        f'trainer = DPOTrainer(model="{model}", args=DPOConfig(output_dir="{name}-dpo"), '
+        "train_dataset=pairs)",
+        "trainer.train()",
+        "```",
+    ]
+
+
+def _training_notes(meta: dict[str, Any]) -> list[str]:
+    """What the card says about TRL and the columns beside the pairs, from every config's metadata."""
+    lines = [
+        "The pairs are in TRL's preference format: standard (`prompt`, `chosen` and `rejected` strings) or, "
+        "for chat data, conversational (`prompt` a list of messages, `chosen` and `rejected` each a list "
+        "holding the assistant message). `RewardTrainer` takes them the same way. The other columns "
+        "(similarity, scores, rewards, source ids) are provenance: TRL's trainers drop them.",
+    ]
+    if any(e.get("statistics", {}).get("margin") for e in meta.values()):
+        lines += [
+            "",
+            "Configs oriented by Dr.SoW reward carry a `margin` column (chosen minus rejected reward, in "
+            "nats): TRL's `RewardTrainer` subtracts it inside its loss; drop it "
+            '(`pairs.remove_columns("margin")`) to train a plain Bradley-Terry reward model.',
+        ]
+    for config, entry in sorted(meta.items()):
+        ref = entry.get("provenance", {}).get("reference")
+        if not ref:
+            continue
+        revision = ref.get("revision") or "main"
+        lines += [
+            "",
+            f"Config `{config}` carries reference log-probs (`ref_chosen_logps`, `ref_rejected_logps`) of "
+            f"`{ref.get('model')}` at revision `{revision}` in `{ref.get('dtype')}`, summed over the "
+            f"completion tokens TRL scores with `max_length={ref.get('max_length')}`, "
+            f"`truncation_mode={ref.get('truncation_mode')}`. TRL's `DPOTrainer` recomputes reference "
+            "log-probs rather than reading them (TRL issue #3985; with `precompute_ref_log_probs=True` it "
+            "fails on the existing columns: drop them first); real-hub's `train_dpo` uses them when it "
+            "trains that model with those settings.",
+        ]
+    return lines
+
+
 def build_card(
     repo_or_folder: str,
     config: str,
@@ -172,11 +226,9 @@ def build_card(
             "",
             "## Load it",
             "",
-            "```python",
-            "from datasets import load_dataset",
+            *training_snippet(repo_or_folder, first, _snippet_model(meta.get(first, {}))),
             "",
-            f'pairs = load_dataset("{repo_or_folder}", "{first}")',
-            "```",
+            *_training_notes(meta),
             "",
             "## Configs",
             "",
@@ -184,6 +236,11 @@ def build_card(
         ]
     )
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def _snippet_model(entry: dict[str, Any]) -> str:
+    reference = entry.get("provenance", {}).get("reference") or {}
+    return str(reference.get("model") or EXAMPLE_MODEL)
 
 
 def read_metadata(card: DatasetCard, config: str) -> tuple[Provenance, Statistics]:
