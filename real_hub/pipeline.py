@@ -20,13 +20,14 @@ from datasets import Dataset
 from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
 from .drsow.label import LabelReport, label_pairs
 from .errors import ConfigError
-from .hub.dataset_card import Provenance, Statistics, library_versions, summarize
+from .hub.dataset_card import Provenance, Statistics
 from .hub.sources import load_source, source_license
 from .models import DEFAULT_EMBEDDER
 from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses
 from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy
 from .real.select import select_pairs as _select_pairs
+from .reporting import library_versions, summarize
 
 logger = logging.getLogger(__name__)
 

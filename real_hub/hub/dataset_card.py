@@ -8,16 +8,19 @@ config, so writing another config keeps the sections already there.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..reporting import markdown_cell
+
 TAGS = ["dpo", "preference", "real-hub"]
+TEMPLATES = Path(__file__).parent / "templates"
 EXAMPLE_MODEL = "Qwen/Qwen3-0.6B"
-"""The model the card's training snippet names when the set records no reference model."""
+"""The model the card's training lines name when the set records no reference model."""
 _SECTION = re.compile(
     r"<!-- real-hub:config:(?P<name>[^ ]+):start -->.*?<!-- real-hub:config:(?P=name):end -->\n?", re.S
 )
@@ -79,110 +82,26 @@ class Statistics:
         return cls(**known)
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of real-hub and the libraries that shape its output, for provenance."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for dist in ("real-hub", "datasets", "huggingface-hub", "transformers", "sentence-transformers", "torch"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
-    return out
+def _template(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
-def summarize(values: Any) -> dict[str, float]:
-    """Count, min, mean, median and max of a numeric column, for the card."""
-    import numpy as np
+def config_section(config: str, provenance: Provenance, statistics: Statistics) -> str:
+    """The card body's marked section of one config: provenance and statistics tables."""
+    import jinja2
 
-    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if arr.size == 0:
-        return {"count": 0}
-    return {
-        "count": int(arr.size),
-        "min": round(float(arr.min()), 6),
-        "mean": round(float(arr.mean()), 6),
-        "median": round(float(np.median(arr)), 6),
-        "max": round(float(arr.max()), 6),
-    }
-
-
-def _section(config: str, prov: Provenance, stats: Statistics) -> str:
-    lines = [f"<!-- real-hub:config:{config}:start -->", f"### Config `{config}`", ""]
-    p = prov.to_dict()
-    if p:
-        lines += ["**Provenance**", "", "| field | value |", "| --- | --- |"]
-        lines += [f"| {k} | {_cell(v)} |" for k, v in p.items()]
-        lines.append("")
-    s = stats.to_dict()
-    if s:
-        lines += ["**Statistics**", "", "| statistic | value |", "| --- | --- |"]
-        for k, v in s.items():
-            if isinstance(v, dict):
-                lines += [f"| {k}.{kk} | {_cell(vv)} |" for kk, vv in v.items()]
-            else:
-                lines.append(f"| {k} | {_cell(v)} |")
-        lines.append("")
-    lines.append(f"<!-- real-hub:config:{config}:end -->")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value).replace("|", "\\|")
-
-
-def training_snippet(repo_or_folder: str, config: str, model: str = EXAMPLE_MODEL) -> list[str]:
-    """The card's "Load it" code: load one config with ``load_dataset`` and train on it with TRL's DPO."""
-    name = repo_or_folder.rstrip("/").split("/")[-1]
-    return [
-        "```python",
-        "from datasets import load_dataset",
-        "from trl import DPOConfig, DPOTrainer",
-        "",
-        f'pairs = load_dataset("{repo_or_folder}", "{config}", split="train")',
-        f'trainer = DPOTrainer(model="{model}", args=DPOConfig(output_dir="{name}-dpo"), '
-        "train_dataset=pairs)",
-        "trainer.train()",
-        "```",
-    ]
-
-
-def _training_notes(meta: dict[str, Any]) -> list[str]:
-    """What the card says about TRL and the columns beside the pairs, from every config's metadata."""
-    lines = [
-        "The pairs are in TRL's preference format: standard (`prompt`, `chosen` and `rejected` strings) or, "
-        "for chat data, conversational (`prompt` a list of messages, `chosen` and `rejected` each a list "
-        "holding the assistant message). `RewardTrainer` takes them the same way. The other columns "
-        "(similarity, scores, rewards, source ids) are provenance: TRL's trainers drop them.",
-    ]
-    if any(e.get("statistics", {}).get("margin") for e in meta.values()):
-        lines += [
-            "",
-            "Configs oriented by Dr.SoW reward carry a `margin` column (chosen minus rejected reward, in "
-            "nats): TRL's `RewardTrainer` subtracts it inside its loss; drop it "
-            '(`pairs.remove_columns("margin")`) to train a plain Bradley-Terry reward model.',
-        ]
-    for config, entry in sorted(meta.items()):
-        ref = entry.get("provenance", {}).get("reference")
-        if not ref:
-            continue
-        revision = ref.get("revision") or "main"
-        lines += [
-            "",
-            f"Config `{config}` carries reference log-probs (`ref_chosen_logps`, `ref_rejected_logps`) of "
-            f"`{ref.get('model')}` at revision `{revision}` in `{ref.get('dtype')}`, summed over the "
-            f"completion tokens TRL scores with `max_length={ref.get('max_length')}`, "
-            f"`truncation_mode={ref.get('truncation_mode')}`. TRL's `DPOTrainer` recomputes reference "
-            "log-probs rather than reading them (TRL issue #3985; with `precompute_ref_log_probs=True` it "
-            "fails on the existing columns: drop them first); real-hub's `train_dpo` uses them when it "
-            "trains that model with those settings.",
-        ]
-    return lines
+    stats = []
+    for key, value in statistics.to_dict().items():
+        if isinstance(value, dict):
+            stats += [(f"{key}.{k}", markdown_cell(v)) for k, v in value.items()]
+        else:
+            stats.append((key, markdown_cell(value)))
+    template = jinja2.Template(_template("dataset_card_config.md"), keep_trailing_newline=True)
+    return template.render(
+        config=config,
+        provenance=[(k, markdown_cell(v)) for k, v in provenance.to_dict().items()],
+        statistics=stats,
+    )
 
 
 def build_card(
@@ -213,34 +132,38 @@ def build_card(
         real_hub={"configs": dict(sorted(meta.items()))},
     )
     sections = {m.group("name"): m.group(0) for m in _SECTION.finditer(existing.text)} if existing else {}
-    sections[config] = _section(config, provenance, statistics)
-    first = configs[0]["config_name"]
-    body = "\n".join(
-        [
-            f"# {data.pretty_name}",
-            "",
-            "Preference pairs (prompt, chosen, rejected) curated with "
-            "[real-hub](https://github.com/real-hub/real-hub): REAL selection of dissimilar response pairs "
-            "(arXiv 2409.17169) and, where recorded, Dr.SoW density-ratio rewards (arXiv 2411.02481). "
-            "One config per selection strategy.",
-            "",
-            "## Load it",
-            "",
-            *training_snippet(repo_or_folder, first, _snippet_model(meta.get(first, {}))),
-            "",
-            *_training_notes(meta),
-            "",
-            "## Configs",
-            "",
-            *[sections[name] for name in sorted(sections)],
-        ]
+    sections[config] = config_section(config, provenance, statistics)
+    return DatasetCard.from_template(
+        data,
+        template_path=str(TEMPLATES / "dataset_card.md"),
+        repo_id=repo_or_folder,
+        first_config=configs[0]["config_name"],
+        sections=[sections[name] for name in sorted(sections)],
+        **training_context(repo_or_folder, configs[0]["config_name"], meta),
     )
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
-def _snippet_model(entry: dict[str, Any]) -> str:
-    reference = entry.get("provenance", {}).get("reference") or {}
-    return str(reference.get("model") or EXAMPLE_MODEL)
+def training_context(repo_or_folder: str, first: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """What the card's "Load it" part needs: the model its TRL lines train, and the notes on the columns.
+
+    The model is the one the first config's reference log-probs belong to, else :data:`EXAMPLE_MODEL`;
+    ``margin`` says whether a config carries Dr.SoW margins (which TRL's ``RewardTrainer`` uses);
+    ``references`` lists each config's recorded reference (model, revision, precision, TRL settings).
+    """
+    reference = meta.get(first, {}).get("provenance", {}).get("reference") or {}
+    references = [
+        {**entry["provenance"]["reference"], "config": name}
+        for name, entry in sorted(meta.items())
+        if entry.get("provenance", {}).get("reference")
+    ]
+    for ref in references:
+        ref["revision"] = ref.get("revision") or "main"
+    return {
+        "train_model": reference.get("model") or EXAMPLE_MODEL,
+        "output_name": repo_or_folder.rstrip("/").split("/")[-1],
+        "margin": any(entry.get("statistics", {}).get("margin") for entry in meta.values()),
+        "references": references,
+    }
 
 
 def read_metadata(card: DatasetCard, config: str) -> tuple[Provenance, Statistics]:
@@ -251,8 +174,3 @@ def read_metadata(card: DatasetCard, config: str) -> tuple[Provenance, Statistic
     return Provenance.from_dict(entry.get("provenance", {})), Statistics.from_dict(
         entry.get("statistics", {})
     )
-
-
-def dumps(data: Any) -> str:
-    """JSON for logs and reports (sorted keys)."""
-    return json.dumps(data, indent=2, sort_keys=True, default=str)
