@@ -171,7 +171,7 @@ def recorded_reference(data: Any, config: str | None) -> ReferenceSpec | None:
 
             card = DatasetCard.load(hf_hub_download(str(data), "README.md", repo_type="dataset"))
     except Exception as err:  # no card, no access: nothing recorded (the engine computes the reference)
-        logger.debug("No dataset card for %s: %s", data, err)
+        logger.info("No dataset card read for %s (%s): reference log-probs are recomputed", data, err)
         return None
     names = card_configs(card)
     if config is None and len(names) == 1:
