@@ -360,21 +360,20 @@ def test_card_snippet_trains_with_trl_on_the_pushed_set(hub, tmp_path, llama_lm_
 
 
 def test_reference_logps_are_recorded_on_the_card_and_reused_by_train_dpo_for_that_model(
-    tmp_path, llama_lm_dir, caplog
+    tmp_path, llama_lm_dir, capsys
 ):
     model = str(llama_lm_dir)
     source = Dataset.from_list(TRL_CONVERSATIONAL[:4])
+    source.to_json(tmp_path / "trl.jsonl")
     out = tmp_path / "set"
-    result = curate(
-        source,
-        output_dir=out,
-        embedder=model,
-        embed_backend="causal-lm",
-        reference=model,
-        reference_max_length=64,
-    )
+    code = main(
+        [
+            "curate", str(tmp_path / "trl.jsonl"), "--output-dir", str(out), "--embedder", model,
+            "--embed-backend", "causal-lm", "--reference", model, "--reference-max-length", "64", "-q",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
     spec = ReferenceSpec(model, None, "float32", 64, "keep_start")
-    assert result.provenance.reference == spec.to_dict()
     curated = load_curated(out, "dissimilar")
     assert curated.provenance.reference == spec.to_dict()
     text = (out / "README.md").read_text()
