@@ -161,6 +161,12 @@ def _check(options: CurateOptions) -> None:
         raise ConfigError("Dr.SoW rewards need both a strong and a weak model (or neither)")
     if options.label and options.strong is None:
         raise ConfigError("label=True orients pairs by Dr.SoW reward: give strong and weak models")
+    if options.limit is not None and (
+        isinstance(options.limit, bool) or not isinstance(options.limit, int) or options.limit < 1
+    ):
+        raise ConfigError(
+            f"limit (--limit) must be a positive number of rows, or None for all; got {options.limit!r}"
+        )
     if options.pairs_per_prompt < 1:
         raise ConfigError(f"pairs_per_prompt must be at least 1, got {options.pairs_per_prompt}")
     if options.generate is None:
@@ -224,7 +230,7 @@ def curate(
         kind = "candidates"
     else:
         _refuse_prompt_only(raw.column_names)
-        kind = detect_source(raw.features) if opts.source_format == "auto" else opts.source_format
+        kind = detect_source(raw) if opts.source_format == "auto" else opts.source_format
     shape = "pairs" if kind in PAIR_SOURCES else "candidates"
     data, conversion = (to_pairs if shape == "pairs" else to_candidates)(raw, kind)
     if generation is not None:
