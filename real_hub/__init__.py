@@ -26,6 +26,7 @@ from .real.embed import EmbedResponses, Encoder
 from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pairs
 from .space.annotation import AnnotationReport, AnnotationStore, LabelStore, load_annotations
 from .train.dpo import TrainResult, train_dpo
+from .train.reference import ReferenceSpec, add_reference_logps
 from .version import __version__
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "PairsFromRewards",
     "Provenance",
     "RealHubError",
+    "ReferenceSpec",
     "RemoteCodeError",
     "RewardStats",
     "RowError",
@@ -67,6 +69,7 @@ __all__ = [
     "SequenceScores",
     "Statistics",
     "TrainResult",
+    "add_reference_logps",
     "best_of_n",
     "budget_filter",
     "curate",
