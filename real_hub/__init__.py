@@ -16,6 +16,7 @@ from .errors import (
     RemoteCodeError,
     RowError,
 )
+from .generate import GenerateResponses, GenerationReport, generation_report
 from .hub.curated import CuratedSet, load_curated, push_curated, save_curated
 from .hub.dataset_card import Provenance, Statistics
 from .logprobs import SequenceScores, score_sequences
@@ -23,14 +24,15 @@ from .pipeline import CurateOptions, CurateReport, CurateResult, curate
 from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses, Encoder
 from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pairs
-from .space.annotation import AnnotationReport, LabelStore, load_annotations
-from .space.browse import PairFilter, PairSource, load_pair_source
+from .space.annotation import AnnotationReport, AnnotationStore, LabelStore, load_annotations
 from .train.dpo import TrainResult, train_dpo
+from .train.reference import ReferenceSpec, add_reference_logps
 from .version import __version__
 
 __all__ = [
     "AccuracyReport",
     "AnnotationReport",
+    "AnnotationStore",
     "BestOfNReport",
     "BudgetReport",
     "ColumnError",
@@ -46,18 +48,19 @@ __all__ = [
     "EmbeddingRouter",
     "Encoder",
     "FormatError",
+    "GenerateResponses",
+    "GenerationReport",
     "HubError",
     "KeywordRouter",
     "LabelReport",
     "LabelStore",
     "ModelNotFoundError",
     "OrientByReward",
-    "PairFilter",
     "PairSimilarity",
-    "PairSource",
     "PairsFromRewards",
     "Provenance",
     "RealHubError",
+    "ReferenceSpec",
     "RemoteCodeError",
     "RewardStats",
     "RowError",
@@ -66,15 +69,16 @@ __all__ = [
     "SequenceScores",
     "Statistics",
     "TrainResult",
+    "add_reference_logps",
     "best_of_n",
     "budget_filter",
     "curate",
     "detect_source",
+    "generation_report",
     "label_pairs",
     "load_annotations",
     "load_curated",
     "load_demo",
-    "load_pair_source",
     "push_curated",
     "reward_accuracy",
     "run_demo",

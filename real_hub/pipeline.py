@@ -1,4 +1,10 @@
-"""``curate()``: convert -> embed -> (reward) -> select -> (label) -> save and/or push, in one call.
+"""``curate()``: (generate) -> convert -> embed -> (reward) -> select -> (label) -> save and/or push.
+
+Prompt-only sources (a ``prompt`` column, no responses) first get ``n`` sampled responses per prompt from
+the ``generate`` model (:class:`~real_hub.GenerateResponses`); empty samples are dropped from a row
+(counted in the conversion's notes), rows left without a response are skipped (``no_responses``), and the
+generator and its sampling parameters go into the card's provenance. With ``strong``/``weak`` models the
+pairs are then oriented by Dr.SoW reward, else they are left unoriented for annotation.
 
 Pairwise sources (HH-RLHF, TRL pairs) are embedded, scored by pair similarity and cut to a budget over
 the whole dataset; candidate sources (SHP, UltraFeedback, plain ``responses``) are embedded and pairs
@@ -11,15 +17,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
-from .convert import ConversionReport, detect_source, to_candidates, to_pairs
+from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
 from .drsow.label import LabelReport, label_pairs
-from .errors import ConfigError, FormatError, RowError
+from .errors import ColumnError, ConfigError, FormatError, RowError
+from .generate import GenerateResponses, GenerationReport, generation_report
 from .hub.dataset_card import Provenance, Statistics
 from .hub.sources import load_source, source_license
 from .models import DEFAULT_EMBEDDER
@@ -29,6 +36,7 @@ from .real.embed import EmbedResponses
 from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy
 from .real.select import select_pairs as _select_pairs
 from .reporting import library_versions, summarize
+from .schema import NO_RESPONSES, PROMPT, RESPONSES
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +76,50 @@ class CurateOptions:
     batch_size: int = 256
     num_proc: int | None = None
     keep_embeddings: bool = False
-    engine: str = "datasets"
-    ray_address: str | None = None
+    generate: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prompt-only source: sample candidate responses with this causal LM (Hub id, folder or "
+            ".gguf), then select pairs; with --strong/--weak the pairs are labelled by Dr.SoW reward."
+        },
+    )
+    n: int = field(default=4, metadata={"help": "Responses generated per prompt (with --generate)."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Most new tokens per generated response."})
+    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0: greedy)."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling: probability mass kept."})
+    generate_backend: str = field(
+        default="transformers",
+        metadata={"help": "transformers | vllm (GPU; pip install 'real-hub[vllm]')."},
+    )
+    generate_batch_size: int = field(
+        default=8, metadata={"help": "Prompts per generation forward pass (each expands to n sequences)."}
+    )
+    reference: str | None = field(
+        default=None,
+        metadata={"help": "Add ref_chosen_logps/ref_rejected_logps of this model (the DPO policy to train)."},
+    )
+    reference_revision: str | None = field(default=None, metadata={"help": "Hub revision of the reference."})
+    reference_dtype: str = field(default="float32", metadata={"help": "Precision of the reference model."})
+    reference_max_length: int | None = field(
+        default=1024, metadata={"help": "TRL max_length the reference log-probs are for."}
+    )
+    engine: str = field(
+        default="datasets",
+        metadata={
+            "help": "datasets (this machine, --num-proc workers) or ray (Ray Data: data files, globs or "
+            "fsspec URLs; --num-proc actors per model; pip install 'real-hub[ray]')."
+        },
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata={
+            "help": "Ray cluster to join (host:port or ray://host:port); default RAY_ADDRESS, else local."
+        },
+    )
+
+
+#: The options that shape generation (recorded in the card's provenance with the generator).
+GENERATION_OPTIONS = ("n", "max_new_tokens", "temperature", "top_p", "generate_backend")
 
 
 @dataclass
@@ -79,6 +129,7 @@ class CurateReport:
     source: str
     shape: str
     conversion: ConversionReport
+    generation: GenerationReport | None = None
     selection: SelectionReport | None = None
     budget: BudgetReport | None = None
     labelling: LabelReport | None = None
@@ -102,6 +153,7 @@ class CurateReport:
             "source": self.source,
             "shape": self.shape,
             "conversion": self.conversion.to_dict(),
+            "generation": self.generation.to_dict() if self.generation else None,
             "selection": self.selection.to_dict() if self.selection else None,
             "budget": self.budget.to_dict() if self.budget else None,
             "labelling": self.labelling.to_dict() if self.labelling else None,
@@ -131,20 +183,37 @@ def _check(options: CurateOptions) -> None:
         from .scale.ray_engine import require_ray
 
         require_ray()
+        if options.generate is not None:
+            raise ConfigError("generate=MODEL runs with the default engine only (engine='datasets') for now")
     if options.budget is not None and not 0 < options.budget <= 1:
         raise ConfigError(f"budget must be a fraction in (0, 1], got {options.budget}")
     if (options.strong is None) != (options.weak is None):
         raise ConfigError("Dr.SoW rewards need both a strong and a weak model (or neither)")
     if options.label and options.strong is None:
         raise ConfigError("label=True orients pairs by Dr.SoW reward: give strong and weak models")
+    if options.limit is not None and (
+        isinstance(options.limit, bool) or not isinstance(options.limit, int) or options.limit < 1
+    ):
+        raise ConfigError(
+            f"limit (--limit) must be a positive number of rows, or None for all; got {options.limit!r}"
+        )
     if options.pairs_per_prompt < 1:
         raise ConfigError(f"pairs_per_prompt must be at least 1, got {options.pairs_per_prompt}")
+    if options.generate is None:
+        names = (*GENERATION_OPTIONS, "generate_batch_size")
+        changed = [
+            f.name for f in fields(CurateOptions) if f.name in names and getattr(options, f.name) != f.default
+        ]
+        if changed:
+            raise ConfigError(f"{', '.join(changed)} only apply with generate=MODEL (--generate MODEL)")
+    elif options.n < 2:
+        raise ConfigError(f"n must be at least 2 to make pairs from a prompt's responses, got {options.n}")
 
 
 def _convert_source(
     source: str | list[str] | Dataset, opts: CurateOptions, lap: Any
-) -> tuple[str, str, ConversionReport, Dataset]:
-    """Load and convert with ``datasets``; a bad row of data files is named by file and row in it."""
+) -> tuple[str, str, ConversionReport, Dataset, GenerationReport | None]:
+    """Load, (generate) and convert with ``datasets``; a bad row of data files is named by file and row."""
     raw = (
         source
         if isinstance(source, Dataset)
@@ -153,12 +222,26 @@ def _convert_source(
     if opts.limit is not None:
         raw = raw.select(range(min(opts.limit, len(raw))))
     lap("load")
-    kind = detect_source(raw.features) if opts.source_format == "auto" else opts.source_format
+    generation = None
+    if opts.generate is not None:
+        raw, generation, dropped = _generate(raw, opts)
+        lap("generate")
+        kind = "candidates"
+    else:
+        _refuse_prompt_only(raw.column_names)
+        kind = detect_source(raw) if opts.source_format == "auto" else opts.source_format
     shape = "pairs" if kind in PAIR_SOURCES else "candidates"
     try:
         data, conversion = (to_pairs if shape == "pairs" else to_candidates)(raw, kind)
     except RowError as err:
-        raise _locate(err, source) from None
+        raise (_locate(err, source) if generation is None else err) from None
+    if generation is not None:
+        conversion.source = "generated"
+        conversion.rows_in = generation.rows
+        if generation.empty_samples:
+            conversion.notes["empty_response"] = generation.empty_samples
+        if dropped:
+            conversion.skipped[NO_RESPONSES] = dropped
     logger.info(
         "Converted %d %s rows into %d %s (skipped %s)",
         conversion.rows_in,
@@ -168,7 +251,7 @@ def _convert_source(
         conversion.skipped or "none",
     )
     lap("convert")
-    return kind, shape, conversion, data
+    return kind, shape, conversion, data, generation
 
 
 def _locate(err: RowError, source: str | list[str] | Dataset) -> RowError:
@@ -208,12 +291,13 @@ def _embed_and_score(
         lap("reward")
     if shape == "pairs":
         return data.map(PairSimilarity(), batched=True, batch_size=opts.batch_size, desc="Pair similarity")
+    label = opts.label or (opts.generate is not None and opts.strong is not None)
     data, report.selection = _select_pairs(
         data,
         strategy,
         pairs_per_prompt=opts.pairs_per_prompt,
         seed=opts.seed,
-        scores_column="rewards" if opts.label else "scores",
+        scores_column="rewards" if label else "scores",
     )
     return data
 
@@ -231,8 +315,10 @@ def curate(
 ) -> CurateResult:
     """Curate ``source`` (data files, a Hub-layout folder, a Hub id, or a ``Dataset``) into pairs.
 
-    Options are the fields of :class:`CurateOptions`. The result is saved to ``output_dir`` and/or
-    pushed to ``push_to`` as config ``config_name`` (default: the strategy).
+    The pairs are in TRL's preference format (standard, or conversational when the prompts are
+    messages), with the provenance and statistics columns beside them. Options are the fields of
+    :class:`CurateOptions`. The result is saved to ``output_dir`` and/or pushed to ``push_to`` as config
+    ``config_name`` (default: the strategy).
     """
     opts = CurateOptions(**options)
     _check(opts)
@@ -251,6 +337,7 @@ def curate(
         if isinstance(source, str)
         else ("<Dataset>" if isinstance(source, Dataset) else ", ".join(source))
     )
+    generation = None
     if opts.engine == "ray":
         from datasets.table import InMemoryTable
 
@@ -273,8 +360,8 @@ def curate(
                 seed=opts.seed,
             )
     else:
-        kind, shape, conversion, data = _convert_source(source, opts, lap)
-        report = CurateReport(source=name, shape=shape, conversion=conversion)
+        kind, shape, conversion, data, generation = _convert_source(source, opts, lap)
+        report = CurateReport(source=name, shape=shape, conversion=conversion, generation=generation)
         data = _embed_and_score(data, shape, opts, strategy, report, lap)
 
     if shape == "pairs":
@@ -294,6 +381,21 @@ def curate(
     lap("select")
     if not opts.keep_embeddings:
         data = data.remove_columns([c for c in EMBEDDING_COLUMNS if c in data.column_names])
+    data = to_trl(data)  # TRL's preference format, as saved and pushed: what the trainers read
+    reference = None
+    if opts.reference is not None:
+        from .train.reference import add_reference_logps
+
+        data, spec = add_reference_logps(
+            data,
+            opts.reference,
+            revision=opts.reference_revision,
+            dtype=opts.reference_dtype,
+            max_length=opts.reference_max_length,
+            batch_size=min(opts.batch_size, 64),
+        )
+        reference = spec.to_dict()
+        lap("reference")
     report.rows_out = len(data)
 
     provenance = Provenance(
@@ -303,12 +405,18 @@ def curate(
         embedder=opts.embedder,
         reward_models={"strong": opts.strong, "weak": opts.weak or ""} if opts.strong else None,
         normalize=opts.normalize if opts.strong else None,
+        generator=(
+            {"model": opts.generate, **{k: getattr(opts, k) for k in GENERATION_OPTIONS}, "seed": opts.seed}
+            if opts.generate is not None
+            else None
+        ),
         strategy=strategy,
         pairs_per_prompt=opts.pairs_per_prompt if shape == "candidates" else None,
         budget=opts.budget,
         seed=opts.seed,
         license=None if isinstance(source, Dataset) else source_license(source),
         versions=library_versions(),
+        reference=reference,
     )
     statistics = Statistics(
         rows_in=conversion.rows_in,
@@ -318,6 +426,7 @@ def curate(
         annotation_saved=round(report.budget.annotation_saved, 6) if report.budget else None,
         similarity=summarize(data["similarity"]) if "similarity" in data.column_names else {},
         margin=summarize(data["margin"]) if "margin" in data.column_names else {},
+        generation=generation.to_dict() if generation is not None else {},
     )
     config = config_name or strategy
     if output_dir is not None:
@@ -345,6 +454,53 @@ def curate(
     lap("write")
     report.seconds = seconds
     return CurateResult(data, report, provenance, statistics)
+
+
+def _refuse_prompt_only(columns: list[str]) -> None:
+    """A source with prompts and no responses needs a generator: say so rather than 'unknown schema'."""
+    known = {RESPONSES, "chosen", "rejected", "completions", "human_ref_A"}
+    if PROMPT in columns and not known & set(columns):
+        raise ConfigError(
+            "the source has prompts but no responses: pass generate=MODEL (real-hub curate --generate MODEL) "
+            "to sample candidate responses for each prompt"
+        )
+
+
+def _generate(raw: Dataset, opts: CurateOptions) -> tuple[Dataset, GenerationReport, int]:
+    """Candidates sampled from ``opts.generate``; the report, and how many rows had no non-empty sample."""
+    if PROMPT not in raw.column_names:
+        hint = "generate=MODEL continues each row's prompt"
+        raise ColumnError.missing([PROMPT], raw.column_names, hint=hint)
+    generator = GenerateResponses(
+        opts.generate or "",
+        n=opts.n,
+        max_new_tokens=opts.max_new_tokens,
+        temperature=opts.temperature,
+        top_p=opts.top_p,
+        seed=opts.seed,
+        backend=opts.generate_backend,  # type: ignore[arg-type]
+        batch_size=opts.generate_batch_size,
+    )
+    prompts = raw.select_columns([PROMPT])
+    generated = prompts.map(
+        generator,
+        batched=True,
+        with_indices=True,
+        batch_size=opts.batch_size,
+        num_proc=opts.num_proc,
+        features=generator.output_features(prompts.features),
+        desc="Generating responses",
+    )
+    report = generation_report(generated)
+    logger.info("Generated %d responses for %d prompts: %s", report.samples, report.rows, report.to_dict())
+    kept = generated.map(
+        _non_empty, batched=True, input_columns=[RESPONSES], desc="Dropping empty samples"
+    ).filter(lambda r: [bool(x) for x in r], batched=True, input_columns=[RESPONSES])
+    return kept.select_columns([PROMPT, RESPONSES]), report, len(generated) - len(kept)
+
+
+def _non_empty(responses: list[list[str]]) -> dict[str, list[list[str]]]:
+    return {RESPONSES: [[r for r in row if r] for row in responses]}
 
 
 def options_help() -> dict[str, Any]:

@@ -15,6 +15,9 @@ EXAMPLES = """examples:
   # candidates (SHP, UltraFeedback, prompt + responses): one dissimilar pair per prompt, pushed to the Hub
   real-hub curate stanfordnlp/SHP-2 --split validation --strategy dissimilar --push-to me/shp-real
 
+  # prompts only: sample 4 responses per prompt, pick the most dissimilar pair of each for annotation
+  real-hub curate prompts.jsonl --generate HuggingFaceTB/SmolLM2-135M-Instruct --n 4 --output-dir gen
+
   # Dr.SoW: rewards from a strong over a weak model, pairs oriented by reward
   real-hub curate pairs.jsonl --strong me/model-dpo --weak me/model-sft --label --output-dir out
 
@@ -83,6 +86,10 @@ def register(sub: Any) -> None:
     )
     g.add_argument("--label", action="store_true", help="Orient pairs by reward (needs --strong/--weak).")
     g.add_argument("--min-margin", type=float, default=0.0, help="Abstain below this reward margin.")
+    g = p.add_argument_group("generation (prompt-only sources: a 'prompt' column and no responses)")
+    _add_generation_options(g)
+    g = p.add_argument_group("DPO reference log-probs (stored with the model they belong to, on the card)")
+    _add_reference_options(g)
     g = p.add_argument_group("output")
     g.add_argument("--output-dir", default=None, help="Write a Hub-layout folder here.")
     g.add_argument("--push-to", default=None, metavar="REPO_ID", help="Push to this Hub dataset repo.")
@@ -114,6 +121,45 @@ def register(sub: Any) -> None:
     )
     add_common_options(p)
     p.set_defaults(func=run)
+
+
+def _add_generation_options(group: Any) -> None:
+    """Flags for the generation fields of CurateOptions, their help read from the fields' metadata."""
+    specs = {
+        "generate": {"metavar": "MODEL", "type": str},
+        "n": {"type": int},
+        "max_new_tokens": {"type": int},
+        "temperature": {"type": float},
+        "top_p": {"type": float},
+        "generate_backend": {"choices": ["transformers", "vllm"]},
+        "generate_batch_size": {"type": int},
+    }
+    _add_field_options(group, specs)
+
+
+def _add_reference_options(group: Any) -> None:
+    """Flags for the reference log-prob fields of CurateOptions."""
+    specs = {
+        "reference": {"metavar": "MODEL", "type": str},
+        "reference_revision": {"type": str},
+        "reference_dtype": {"choices": ["float32", "bfloat16", "float16"]},
+        "reference_max_length": {"type": int},
+    }
+    _add_field_options(group, specs)
+
+
+def _add_field_options(group: Any, specs: dict[str, dict[str, Any]]) -> None:
+    from dataclasses import fields
+
+    from ..pipeline import CurateOptions
+
+    meta = {f.name: f for f in fields(CurateOptions)}
+    for name, spec in specs.items():
+        f = meta[name]
+        default = f" (default: {f.default})" if f.default is not None else ""
+        group.add_argument(
+            "--" + name.replace("_", "-"), default=f.default, help=f.metadata["help"] + default, **spec
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,9 +198,24 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         ray_address=args.ray_address,
         num_proc=args.num_proc,
+        generate=args.generate,
+        n=args.n,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        generate_backend=args.generate_backend,
+        generate_batch_size=args.generate_batch_size,
+        reference=args.reference,
+        reference_revision=args.reference_revision,
+        reference_dtype=args.reference_dtype,
+        reference_max_length=args.reference_max_length,
     )
     report = result.report
-    rows = [
+    rows = []
+    if report.generation is not None:
+        gen = report.generation
+        rows.append({"step": f"generate (n={args.n})", "in": gen.rows, "out": gen.samples, "skipped": 0})
+    rows += [
         {
             "step": "convert",
             "in": report.conversion.rows_in,
@@ -190,6 +251,13 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     print(format_table(rows))
+    if report.generation is not None:
+        gen = report.generation
+        print(
+            f"generated {gen.new_tokens} tokens: {gen.stopped} samples stopped, {gen.truncated} hit "
+            f"--max-new-tokens, {gen.empty_samples} empty; rows with identical samples: "
+            f"{gen.rows_all_identical}, with empty samples only: {gen.rows_all_empty}"
+        )
     if report.skipped:
         print("skipped by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(report.skipped.items())))
     if report.budget is not None:

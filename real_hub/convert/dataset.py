@@ -1,4 +1,4 @@
-"""Dataset-level conversion: :func:`to_pairs`, :func:`to_candidates` and :func:`to_trl`."""
+"""Dataset-level conversion: :func:`to_pairs`, :func:`to_candidates`, :func:`to_trl`, :func:`trl_format`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, Json, List, Value
 
 from ..errors import ConfigError
 from ..schema import (
@@ -64,6 +64,9 @@ def _kept(skips: list[str | None]) -> list[bool]:
 def _convert(
     dataset: Dataset, fn: Any, features: Features, source: str, **fn_kwargs: Any
 ) -> tuple[Dataset, ConversionReport]:
+    if len(dataset) == 0:  # zero rows are valid: an empty result, reported as 0 in, 0 out
+        empty = Dataset.from_dict({name: [] for name in features}, features=features)
+        return _finish(empty, source, 0)
     out = dataset.map(
         fn,
         batched=True,
@@ -91,16 +94,23 @@ class ConversionPlan:
     features: Features
 
 
+def _is_text_feature(feature: Any) -> bool:
+    return isinstance(feature, Value) and feature.dtype in ("string", "large_string")
+
+
 def conversion_plan(
-    features: Features, source: str = "auto", shape: str = "pairs", *, hh_prompt: str = "messages"
+    data: Dataset | Features, source: str = "auto", shape: str = "pairs", *, hh_prompt: str = "messages"
 ) -> ConversionPlan:
-    """The :class:`ConversionPlan` for data with ``features`` into ``shape`` (``pairs`` or ``candidates``).
+    """The :class:`ConversionPlan` for ``data`` (a dataset, or its features) into ``pairs`` or ``candidates``.
+
+    Given the dataset, detection also looks at its first values (see :func:`detect_source`).
 
     Raises:
         FormatError: the source holds the other shape, or is unknown.
         ColumnError: a required column is missing (the message lists those present).
     """
-    source = resolve_source(features, source, shape)
+    source = resolve_source(data, source, shape)
+    features = data.features if isinstance(data, Dataset) else data
     if shape == "pairs":
         require_columns(features, ["chosen", "rejected"])
         if source == "hh":
@@ -113,23 +123,26 @@ def conversion_plan(
                 {"hh_prompt": hh_prompt},
                 with_marks(pair_features(hh_prompt == "messages")),
             )
-        if "prompt" not in features and not is_messages_feature(features["chosen"]):
+        if "prompt" not in features and _is_text_feature(features["chosen"]):
             require_columns(features, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
         conversational = (
             "prompt" not in features
             or is_messages_feature(features["prompt"])
             or is_messages_feature(features["chosen"])
         )
-        marked = with_marks(pair_features(conversational))
-        return ConversionPlan(source, shape, trl_batch_to_pairs, {}, marked)
+        out_features = pair_features(conversational)
+        if source == "trl" and isinstance(features.get("prompt"), Json):  # prompts mixing text and messages
+            out_features["prompt"] = Json()
+        return ConversionPlan(source, shape, trl_batch_to_pairs, {}, with_marks(out_features))
     require_columns(features, SCHEMAS[source])
     if source == "ultrafeedback":
         marked = with_marks(candidate_features(False), notes=True)
         return ConversionPlan(source, shape, ultrafeedback_batch_to_candidates, {}, marked)
     if source == "candidates":
-        conversational = is_messages_feature(features["prompt"])
-        marked = with_marks(candidate_features(conversational))
-        return ConversionPlan(source, shape, candidates_batch_validate, {}, marked)
+        out_features = candidate_features(is_messages_feature(features["prompt"]))
+        if isinstance(features["prompt"], Json):  # prompts mixing text and messages
+            out_features["prompt"] = Json()
+        return ConversionPlan(source, shape, candidates_batch_validate, {}, with_marks(out_features))
     return ConversionPlan(source, shape, None, {}, with_marks(candidate_features(False), notes=True))
 
 
@@ -152,7 +165,7 @@ def to_pairs(
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type.
     """
-    plan = conversion_plan(dataset.features, source, "pairs", hh_prompt=hh_prompt)
+    plan = conversion_plan(dataset, source, "pairs", hh_prompt=hh_prompt)
     return _convert(dataset, plan.fn, plan.features, plan.source, **plan.fn_kwargs)
 
 
@@ -169,7 +182,7 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type, or candidate lists are ragged.
     """
-    plan = conversion_plan(dataset.features, source, "candidates")
+    plan = conversion_plan(dataset, source, "candidates")
     if plan.fn is not None:
         return _convert(dataset, plan.fn, plan.features, plan.source, **plan.fn_kwargs)
     groups = ShpGroups()
@@ -184,13 +197,26 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
     return _finish(out, plan.source, len(dataset))
 
 
-def to_trl(dataset: Dataset) -> Dataset:
+def _check_pairs(dataset: Dataset, batch_size: int = 10_000) -> None:
+    """Raise a :class:`RowError` naming the first row whose prompt, chosen or rejected is not usable text."""
+    start = 0
+    for batch in dataset.select_columns(["prompt", "chosen", "rejected"]).iter(batch_size=batch_size):
+        n = len(batch["prompt"])
+        pairs_batch_to_trl(batch, range(start, start + n))
+        start += n
+
+
+def to_trl(dataset: Dataset, *, conversational: bool | None = None) -> Dataset:
     """Canonical pairs in TRL's preference format; provenance columns are kept.
 
     Plain-text prompts give TRL's standard format (unchanged); message prompts give the conversational one,
     ``chosen=[{"role": "assistant", "content": ...}]`` and the same for ``rejected``. A prompt column that
     mixes strings and message lists becomes conversational throughout (a string prompt is one user
-    message). Data already in TRL's conversational format is returned as is.
+    message), and so does a plain one with ``conversational=True`` (to match another split). Data already in
+    TRL's conversational format is returned as is.
+
+    Raises:
+        RowError: a prompt, ``chosen`` or ``rejected`` is None, empty or not text (naming the row).
     """
     features = dataset.features
     require_columns(features, ["prompt", "chosen", "rejected"])
@@ -198,7 +224,8 @@ def to_trl(dataset: Dataset) -> Dataset:
         return dataset
     prompt = features["prompt"]
     plain = isinstance(prompt, Value) and prompt.dtype in ("string", "large_string")
-    if plain:
+    if plain and not conversational:
+        _check_pairs(dataset)
         return dataset
     # message prompts, or a column mixing strings and message lists (datasets' Json feature): all messages
     mixed = not is_messages_feature(prompt)
@@ -213,3 +240,21 @@ def to_trl(dataset: Dataset) -> Dataset:
         desc="To TRL format",
         fn_kwargs={"all_messages": mixed},
     )
+
+
+def trl_format(features: Features) -> str | None:
+    """TRL's preference format of pairs with these features: ``"conversational"``, ``"standard"`` or None.
+
+    None when the columns are not both one thing or the other (e.g. message prompts with string responses,
+    which TRL's trainers cannot read).
+    """
+    if not all(c in features for c in ("prompt", "chosen", "rejected")):
+        return None
+    kinds = {is_messages_feature(features[c]) for c in ("prompt", "chosen", "rejected")}
+    plain = all(
+        isinstance(features[c], Value) and features[c].dtype in ("string", "large_string")
+        for c in ("prompt", "chosen", "rejected")
+    )
+    if kinds == {True}:
+        return "conversational"
+    return "standard" if plain else None
