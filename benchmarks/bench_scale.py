@@ -228,6 +228,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="Where the shards go (default: a temporary folder).")
     parser.add_argument("--json", default=None, help="Write the results here (updated after every run).")
     parser.add_argument("--keep-data", action="store_true")
+    parser.add_argument("--reuse-data", action="store_true", help="Use shards already in --data-dir.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--shards", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache", default=None, help=argparse.SUPPRESS)
@@ -247,7 +248,8 @@ def main() -> None:
     for size in args.sizes:
         folder, cache = root / f"rows-{size}", root / f"cache-{size}"
         start = time.perf_counter()
-        generate(folder, size, args.shard_rows)
+        if not (args.reuse_data and folder.exists()):
+            generate(folder, size, args.shard_rows)
         print(f"{size} rows: generated in {time.perf_counter() - start:.0f} s", flush=True)
         if any(e.startswith("datasets") for e in args.engines):
             print(
