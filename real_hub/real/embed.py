@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..arrays import unit_rows
 from ..errors import ColumnError, ConfigError, RowError
 from ..models import (
     DEFAULT_EMBEDDER,
@@ -201,17 +202,14 @@ class EmbedResponses(Processor):
                 ]
                 plan[col] = np.asarray(ids, dtype=np.int64)
         encoder = self.encoder(rank)
-        vectors = _normalise(encoder.encode(list(position)) if position else np.zeros((0, encoder.dim)))
+        vectors, bad = unit_rows(encoder.encode(list(position)) if position else np.zeros((0, encoder.dim)))
+        if bad.any():
+            raise RowError(
+                f"the response {list(position)[int(np.flatnonzero(bad)[0])][:60]!r} embedded to a zero or"
+                " non-finite vector, which has no direction; check the encoder"
+            )
         vectors = vectors.astype(self.dtype, copy=False)
         out: dict[str, Any] = {}
         for col, ids in plan.items():
             out[f"{col}_embedding"] = [vectors[r] for r in ids] if isinstance(ids, list) else vectors[ids]
         return out
-
-
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if vectors.size and bool((norms == 0).any()):
-        raise RowError("a response embedded to the zero vector and has no direction; check the encoder")
-    return vectors / np.where(norms == 0, 1.0, norms)
