@@ -1,4 +1,10 @@
-"""``curate()``: convert -> embed -> (reward) -> select -> (label) -> save and/or push, in one call.
+"""``curate()``: (generate) -> convert -> embed -> (reward) -> select -> (label) -> save and/or push.
+
+Prompt-only sources (a ``prompt`` column, no responses) first get ``n`` sampled responses per prompt from
+the ``generate`` model (:class:`~real_hub.GenerateResponses`); empty samples are dropped from a row
+(counted in the conversion's notes), rows left without a response are skipped (``no_responses``), and the
+generator and its sampling parameters go into the card's provenance. With ``strong``/``weak`` models the
+pairs are then oriented by Dr.SoW reward, else they are left unoriented for annotation.
 
 Pairwise sources (HH-RLHF, TRL pairs) are embedded, scored by pair similarity and cut to a budget over
 the whole dataset; candidate sources (SHP, UltraFeedback, plain ``responses``) are embedded and pairs
@@ -11,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +26,8 @@ from datasets import Dataset
 from .convert import SOURCES, ConversionReport, detect_source, to_candidates, to_pairs
 from .convert.detect import PAIR_SOURCES
 from .drsow.label import LabelReport, label_pairs
-from .errors import ConfigError
+from .errors import ColumnError, ConfigError
+from .generate import GenerateResponses, GenerationReport, generation_report
 from .hub.dataset_card import Provenance, Statistics
 from .hub.sources import load_source, source_license
 from .models import DEFAULT_EMBEDDER
@@ -28,7 +35,7 @@ from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses
 from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy, select_pairs
 from .reporting import library_versions, summarize
-from .schema import CHOSEN, REJECTED, RESPONSES, embedding_column
+from .schema import CHOSEN, NO_RESPONSES, PROMPT, REJECTED, RESPONSES, embedding_column
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +63,24 @@ class CurateOptions:
     config: str | None = _option(None, "Config of a folder or Hub dataset.", group="input")
     revision: str | None = _option(None, "Hub revision of the source.", group="input")
     limit: int | None = _option(None, "Use the first N rows only.", metavar="N", group="input")
+    generate: str | None = _option(
+        None,
+        "Prompt-only source: sample candidate responses with this causal LM (Hub id, folder or .gguf), then "
+        "select pairs; with --strong/--weak the pairs are labelled by Dr.SoW reward.",
+        metavar="MODEL",
+        group="generation",
+    )
+    n: int = _option(4, "Responses generated per prompt (with --generate).", group="generation")
+    max_new_tokens: int = _option(256, "Most new tokens per generated response.", group="generation")
+    temperature: float = _option(0.8, "Sampling temperature (0: greedy).", group="generation")
+    top_p: float = _option(0.95, "Nucleus sampling: probability mass kept.", group="generation")
+    generate_backend: str = _option(
+        "transformers", "Generation backend (vllm: GPU, pip install 'real-hub[vllm]').",
+        choices=("transformers", "vllm"), group="generation",
+    )  # fmt: skip
+    generate_batch_size: int = _option(
+        8, "Prompts per generation forward pass (each expands to n sequences).", group="generation"
+    )
     strategy: str = _option(
         "dissimilar",
         "dissimilar | similar | random | centroid (or REAL's easy | hard).",
@@ -65,7 +90,7 @@ class CurateOptions:
         None, "Keep this fraction of pairs over the whole set (e.g. 0.5).", group="REAL selection"
     )
     pairs_per_prompt: int = _option(1, "Pairs per prompt for candidates.", group="REAL selection")
-    seed: int = _option(0, "Seed of the random strategy.", group="REAL selection")
+    seed: int = _option(0, "Seed of the random strategy (and of generation).", group="REAL selection")
     embedder: str = _option(DEFAULT_EMBEDDER, "Embedding model.", metavar="MODEL", group="REAL selection")
     embed_backend: str = _option(
         "auto", "Embedding backend.", choices=("auto", "sentence-transformers", "causal-lm"),
@@ -93,6 +118,10 @@ class CurateOptions:
     keep_embeddings: bool = _option(False, "Keep the embedding columns in the output.", group="processing")
 
 
+#: The options that shape generation (recorded in the card's provenance with the generator).
+GENERATION_OPTIONS = ("n", "max_new_tokens", "temperature", "top_p", "generate_backend")
+
+
 @dataclass
 class CurateReport:
     """What each step did, and where the result went."""
@@ -100,6 +129,7 @@ class CurateReport:
     source: str
     shape: str
     conversion: ConversionReport
+    generation: GenerationReport | None = None
     selection: SelectionReport | None = None
     budget: BudgetReport | None = None
     labelling: LabelReport | None = None
@@ -123,6 +153,7 @@ class CurateReport:
             "source": self.source,
             "shape": self.shape,
             "conversion": self.conversion.to_dict(),
+            "generation": self.generation.to_dict() if self.generation else None,
             "selection": self.selection.to_dict() if self.selection else None,
             "budget": self.budget.to_dict() if self.budget else None,
             "labelling": self.labelling.to_dict() if self.labelling else None,
@@ -152,8 +183,23 @@ def _check(options: CurateOptions) -> None:
         raise ConfigError("Dr.SoW rewards need both a strong and a weak model (or neither)")
     if options.label and options.strong is None:
         raise ConfigError("label=True orients pairs by Dr.SoW reward: give strong and weak models")
+    if options.limit is not None and (
+        isinstance(options.limit, bool) or not isinstance(options.limit, int) or options.limit < 1
+    ):
+        raise ConfigError(
+            f"limit (--limit) must be a positive number of rows, or None for all; got {options.limit!r}"
+        )
     if options.pairs_per_prompt < 1:
         raise ConfigError(f"pairs_per_prompt must be at least 1, got {options.pairs_per_prompt}")
+    if options.generate is None:
+        names = (*GENERATION_OPTIONS, "generate_batch_size")
+        changed = [
+            f.name for f in fields(CurateOptions) if f.name in names and getattr(options, f.name) != f.default
+        ]
+        if changed:
+            raise ConfigError(f"{', '.join(changed)} only apply with generate=MODEL (--generate MODEL)")
+    elif options.n < 2:
+        raise ConfigError(f"n must be at least 2 to make pairs from a prompt's responses, got {options.n}")
 
 
 def curate(
@@ -189,19 +235,15 @@ def curate(
     if opts.limit is not None:
         raw = raw.select(range(min(opts.limit, len(raw))))
     timer.lap("load")
-    kind = detect_source(raw.features) if opts.source_format == "auto" else opts.source_format
-    shape = "pairs" if kind in PAIR_SOURCES else "candidates"
-    data, conversion = (to_pairs if shape == "pairs" else to_candidates)(raw, kind)
-    timer.lap("convert")
-    report = CurateReport(source=name, shape=shape, conversion=conversion)
+    data, report, kind = _convert(raw, name, opts, timer)
     data = _embed_and_reward(data, opts, timer)
-    data = _select(data, shape, strategy, opts, report)
+    data = _select(data, report.shape, strategy, opts, report)
     timer.lap("select")
     if not opts.keep_embeddings:
         data = data.remove_columns([c for c in EMBEDDING_COLUMNS if c in data.column_names])
     report.rows_out = len(data)
     licence = None if isinstance(source, Dataset) else source_license(source)
-    provenance, statistics = _card_fields(data, name, kind, shape, strategy, opts, report, licence)
+    provenance, statistics = _card_fields(data, name, kind, strategy, opts, report, licence)
     config = config_name or strategy
     if output_dir is not None:
         from .hub.curated import save_curated
@@ -242,6 +284,32 @@ class _Timer:
         self._clock = now
 
 
+def _convert(
+    raw: Dataset, name: str, opts: CurateOptions, timer: _Timer
+) -> tuple[Dataset, CurateReport, str]:
+    """(Generate, then) convert the source into pairs or candidates; the report so far, and the schema."""
+    generation = None
+    dropped = 0
+    if opts.generate is not None:
+        raw, generation, dropped = _generate(raw, opts)
+        timer.lap("generate")
+        kind = "candidates"
+    else:
+        _refuse_prompt_only(raw.column_names)
+        kind = detect_source(raw) if opts.source_format == "auto" else opts.source_format
+    shape = "pairs" if kind in PAIR_SOURCES else "candidates"
+    data, conversion = (to_pairs if shape == "pairs" else to_candidates)(raw, kind)
+    if generation is not None:
+        conversion.source = "generated"
+        conversion.rows_in = generation.rows
+        if generation.empty_samples:
+            conversion.notes["empty_response"] = generation.empty_samples
+        if dropped:
+            conversion.skipped[NO_RESPONSES] = dropped
+    timer.lap("convert")
+    return data, CurateReport(source=name, shape=shape, conversion=conversion, generation=generation), kind
+
+
 def _embed_and_reward(data: Dataset, opts: CurateOptions, timer: _Timer) -> Dataset:
     """Add the response embeddings and, with a strong and a weak model, the Dr.SoW rewards."""
     embed = EmbedResponses(opts.embedder, backend=opts.embed_backend)  # type: ignore[arg-type]
@@ -277,12 +345,13 @@ def _select(data: Dataset, shape: str, strategy: str, opts: CurateOptions, repor
         if opts.label:
             data, report.labelling = label_pairs(data, min_margin=opts.min_margin)
         return data
+    label = opts.label or (opts.generate is not None and opts.strong is not None)
     data, report.selection = select_pairs(
         data,
         strategy,
         pairs_per_prompt=opts.pairs_per_prompt,
         seed=opts.seed,
-        scores_column="rewards" if opts.label else "scores",
+        scores_column="rewards" if label else "scores",
     )
     if opts.budget is not None:
         data, report.budget = budget_filter(
@@ -295,13 +364,13 @@ def _card_fields(
     data: Dataset,
     name: str,
     kind: str,
-    shape: str,
     strategy: str,
     opts: CurateOptions,
     report: CurateReport,
     licence: str | None,
 ) -> tuple[Provenance, Statistics]:
     """The card's provenance and statistics of a curated set."""
+    generation = report.generation
     provenance = Provenance(
         source=name,
         source_revision=opts.revision,
@@ -309,8 +378,13 @@ def _card_fields(
         embedder=opts.embedder,
         reward_models={"strong": opts.strong, "weak": opts.weak or ""} if opts.strong else None,
         normalize=opts.normalize if opts.strong else None,
+        generator=(
+            {"model": opts.generate, **{k: getattr(opts, k) for k in GENERATION_OPTIONS}, "seed": opts.seed}
+            if opts.generate is not None
+            else None
+        ),
         strategy=strategy,
-        pairs_per_prompt=opts.pairs_per_prompt if shape == "candidates" else None,
+        pairs_per_prompt=opts.pairs_per_prompt if report.shape == "candidates" else None,
         budget=opts.budget,
         seed=opts.seed,
         license=licence,
@@ -324,8 +398,56 @@ def _card_fields(
         annotation_saved=round(report.budget.annotation_saved, 6) if report.budget else None,
         similarity=summarize(data["similarity"]) if "similarity" in data.column_names else {},
         margin=summarize(data["margin"]) if "margin" in data.column_names else {},
+        generation=generation.to_dict() if generation is not None else {},
     )
     return provenance, statistics
+
+
+def _refuse_prompt_only(columns: list[str]) -> None:
+    """A source with prompts and no responses needs a generator: say so rather than 'unknown schema'."""
+    known = {RESPONSES, "chosen", "rejected", "completions", "human_ref_A"}
+    if PROMPT in columns and not known & set(columns):
+        raise ConfigError(
+            "the source has prompts but no responses: pass generate=MODEL (real-hub curate --generate MODEL) "
+            "to sample candidate responses for each prompt"
+        )
+
+
+def _generate(raw: Dataset, opts: CurateOptions) -> tuple[Dataset, GenerationReport, int]:
+    """Candidates sampled from ``opts.generate``; the report, and how many rows had no non-empty sample."""
+    if PROMPT not in raw.column_names:
+        hint = "generate=MODEL continues each row's prompt"
+        raise ColumnError.missing([PROMPT], raw.column_names, hint=hint)
+    generator = GenerateResponses(
+        opts.generate or "",
+        n=opts.n,
+        max_new_tokens=opts.max_new_tokens,
+        temperature=opts.temperature,
+        top_p=opts.top_p,
+        seed=opts.seed,
+        backend=opts.generate_backend,  # type: ignore[arg-type]
+        batch_size=opts.generate_batch_size,
+    )
+    prompts = raw.select_columns([PROMPT])
+    generated = prompts.map(
+        generator,
+        batched=True,
+        with_indices=True,
+        batch_size=opts.batch_size,
+        num_proc=opts.num_proc,
+        features=generator.output_features(prompts.features),
+        desc="Generating responses",
+    )
+    report = generation_report(generated)
+    logger.info("Generated %d responses for %d prompts: %s", report.samples, report.rows, report.to_dict())
+    kept = generated.map(
+        _non_empty, batched=True, input_columns=[RESPONSES], desc="Dropping empty samples"
+    ).filter(lambda r: [bool(x) for x in r], batched=True, input_columns=[RESPONSES])
+    return kept.select_columns([PROMPT, RESPONSES]), report, len(generated) - len(kept)
+
+
+def _non_empty(responses: list[list[str]]) -> dict[str, list[list[str]]]:
+    return {RESPONSES: [[r for r in row if r] for row in responses]}
 
 
 __all__ = ["STRATEGIES", "CurateOptions", "CurateReport", "CurateResult", "curate"]

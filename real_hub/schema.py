@@ -31,6 +31,12 @@ STRATEGY = "strategy"
 SIMILARITY = "similarity"
 MARGIN = "margin"
 DOMAIN = "domain"
+#: What ``GenerateResponses`` adds besides ``responses``: per sample, and the generator's provenance.
+GENERATED_TOKENS = "generated_tokens"
+FINISH_REASONS = "finish_reasons"
+GENERATOR = "generator"
+GENERATOR_REVISION = "generator_revision"
+GENERATION_PARAMS = "generation_params"
 #: TRL's preference columns.
 PREFERENCE_COLUMNS = (PROMPT, CHOSEN, REJECTED)
 #: The two response columns of a pair.
@@ -149,6 +155,20 @@ def reward_pair_features(prompt: Any = None) -> Features:
             "chosen_score": Value("float64"),
             "rejected_score": Value("float64"),
             STRATEGY: Value("string"),
+        }
+    )
+
+
+def generated_features() -> Features:
+    """Features of the columns ``GenerateResponses`` adds: the candidates and their provenance."""
+    return Features(
+        {
+            RESPONSES: List(Value("string")),
+            GENERATED_TOKENS: List(Value("int64")),
+            FINISH_REASONS: List(Value("string")),
+            GENERATOR: Value("string"),
+            GENERATOR_REVISION: Value("string"),
+            GENERATION_PARAMS: Value("string"),
         }
     )
 

@@ -15,6 +15,9 @@ EXAMPLES = """examples:
   # candidates (SHP, UltraFeedback, prompt + responses): one dissimilar pair per prompt, pushed to the Hub
   real-hub curate stanfordnlp/SHP-2 --split validation --strategy dissimilar --push-to me/shp-real
 
+  # prompts only: sample 4 responses per prompt, pick the most dissimilar pair of each for annotation
+  real-hub curate prompts.jsonl --generate HuggingFaceTB/SmolLM2-135M-Instruct --n 4 --output-dir gen
+
   # Dr.SoW: rewards from a strong over a weak model, pairs oriented by reward
   real-hub curate pairs.jsonl --strong me/model-dpo --weak me/model-sft --label --output-dir out
 
@@ -72,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
         **dataclass_values(args, CurateOptions),
     )
     report = result.report
-    rows = [
+    rows = []
+    if report.generation is not None:
+        gen = report.generation
+        rows.append({"step": f"generate (n={args.n})", "in": gen.rows, "out": gen.samples, "skipped": 0})
+    rows += [
         {
             "step": "convert",
             "in": report.conversion.rows_in,
@@ -108,6 +115,13 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     print(format_table(rows))
+    if report.generation is not None:
+        gen = report.generation
+        print(
+            f"generated {gen.new_tokens} tokens: {gen.stopped} samples stopped, {gen.truncated} hit "
+            f"--max-new-tokens, {gen.empty_samples} empty; rows with identical samples: "
+            f"{gen.rows_all_identical}, with empty samples only: {gen.rows_all_empty}"
+        )
     if report.skipped:
         print("skipped by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(report.skipped.items())))
     if report.budget is not None:

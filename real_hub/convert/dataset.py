@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, Json, List, Value
 
 from ..errors import ConfigError
 from ..processor import drop_skipped
@@ -56,6 +56,9 @@ def _finish(out: Dataset, source: str, rows_in: int) -> tuple[Dataset, Conversio
 def _convert(
     dataset: Dataset, fn: Any, features: Features, source: str, **fn_kwargs: Any
 ) -> tuple[Dataset, ConversionReport]:
+    if len(dataset) == 0:  # zero rows are valid: an empty result, reported as 0 in, 0 out
+        empty = Dataset.from_dict({name: [] for name in features}, features=features)
+        return _finish(empty, source, 0)
     out = dataset.map(
         fn,
         batched=True,
@@ -96,7 +99,7 @@ def to_pairs(
         conversational = hh_prompt == "messages"
         fn, kwargs = hh_batch_to_pairs, {"hh_prompt": hh_prompt}
     else:
-        if "prompt" not in features and not is_messages_feature(features["chosen"]):
+        if "prompt" not in features and _is_text_feature(features["chosen"]):
             require_columns(features, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
         conversational = (
             "prompt" not in features
@@ -104,7 +107,14 @@ def to_pairs(
             or is_messages_feature(features["chosen"])
         )
         fn, kwargs = trl_batch_to_pairs, {}
-    return _convert(dataset, fn, with_marks(pair_features(conversational)), source, **kwargs)
+    out_features = pair_features(conversational)
+    if source == "trl" and isinstance(features.get("prompt"), Json):  # prompts mixing text and messages
+        out_features["prompt"] = Json()
+    return _convert(dataset, fn, with_marks(out_features), source, **kwargs)
+
+
+def _is_text_feature(feature: Any) -> bool:
+    return isinstance(feature, Value) and feature.dtype in ("string", "large_string")
 
 
 def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, ConversionReport]:
@@ -127,10 +137,10 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
         marked = with_marks(candidate_features(False), notes=True)
         return _convert(dataset, ultrafeedback_batch_to_candidates, marked, source)
     if source == "candidates":
-        conversational = is_messages_feature(features["prompt"])
-        return _convert(
-            dataset, candidates_batch_validate, with_marks(candidate_features(conversational)), source
-        )
+        out_features = candidate_features(is_messages_feature(features["prompt"]))
+        if isinstance(features["prompt"], Json):  # prompts mixing text and messages
+            out_features["prompt"] = Json()
+        return _convert(dataset, candidates_batch_validate, with_marks(out_features), source)
     groups = ShpGroups()
     wanted = [c for c in features if c in SCHEMAS["shp"] or c.startswith("c_root_id_")]
     start = 0
@@ -142,6 +152,15 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
     return _finish(out, source, len(dataset))
 
 
+def _check_pairs(dataset: Dataset, batch_size: int = 10_000) -> None:
+    """Raise a :class:`RowError` naming the first row whose prompt, chosen or rejected is not usable text."""
+    start = 0
+    for batch in dataset.select_columns(["prompt", "chosen", "rejected"]).iter(batch_size=batch_size):
+        n = len(batch["prompt"])
+        pairs_batch_to_trl(batch, range(start, start + n))
+        start += n
+
+
 def to_trl(dataset: Dataset) -> Dataset:
     """Canonical pairs in TRL's preference format; provenance columns are kept.
 
@@ -149,6 +168,9 @@ def to_trl(dataset: Dataset) -> Dataset:
     ``chosen=[{"role": "assistant", "content": ...}]`` and the same for ``rejected``. A prompt column that
     mixes strings and message lists becomes conversational throughout (a string prompt is one user
     message). Data already in TRL's conversational format is returned as is.
+
+    Raises:
+        RowError: a prompt, ``chosen`` or ``rejected`` is None, empty or not text (naming the row).
     """
     features = dataset.features
     require_columns(features, ["prompt", "chosen", "rejected"])
@@ -157,6 +179,7 @@ def to_trl(dataset: Dataset) -> Dataset:
     prompt = features["prompt"]
     plain = isinstance(prompt, Value) and prompt.dtype in ("string", "large_string")
     if plain:
+        _check_pairs(dataset)
         return dataset
     # message prompts, or a column mixing strings and message lists (datasets' Json feature): all messages
     mixed = not is_messages_feature(prompt)

@@ -35,6 +35,8 @@ class Provenance:
     embedder_revision: str | None = None
     reward_models: dict[str, str] | None = None
     normalize: str | None = None
+    generator: dict[str, Any] | None = None
+    """For prompt-only sources: the model that generated the candidates and its sampling parameters."""
     strategy: str | None = None
     pairs_per_prompt: int | None = None
     budget: float | None = None
@@ -65,6 +67,8 @@ class Statistics:
     annotation_saved: float | None = None
     similarity: dict[str, float] = field(default_factory=dict)
     margin: dict[str, float] = field(default_factory=dict)
+    generation: dict[str, int] = field(default_factory=dict)
+    """For prompt-only sources: samples, tokens, stops, truncations, empty and all-identical rows."""
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, for the card's YAML."""

@@ -9,7 +9,6 @@ are never turned into Python floats.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,13 +34,14 @@ from ..schema import (
     selected_pair_features,
 )
 from ..seeding import random_priorities, row_key
-from ..validate import check_text_list, require_columns, row_label
+from ..validate import check_list, check_number, check_prompt, check_text_list, require_columns, row_label
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("dissimilar", "similar", "random", "centroid")
 ALIASES = {"easy": "dissimilar", "hard": "similar"}
 MAX_KMEANS_ITERATIONS = 20
+SKIP_HINT = "select_pairs() returns a report of every skip, or map with SelectPairs(..., keep_skipped=True)"
 
 
 def resolve_strategy(strategy: str, valid: Sequence[str] = STRATEGIES) -> str:
@@ -257,24 +257,20 @@ class SelectPairs(Processor):
         rows = []
         for i, (prompt, texts, row_scores) in enumerate(zip(prompts, responses, scores, strict=True)):
             label = row_label(i, indices)
+            prompt = check_prompt(prompt, row=label)
             texts = check_text_list(texts, row=label, column=self.responses_column)
             if row_scores is not None:
-                if not isinstance(row_scores, (list, tuple)) or len(row_scores) != len(texts):
-                    found = (
-                        f"{len(row_scores)} scores" if isinstance(row_scores, (list, tuple)) else "no list"
-                    )
+                row_scores = check_list(
+                    row_scores, row=label, column=self.scores_column, what="a list of scores"
+                )
+                if len(row_scores) != len(texts):
                     raise RowError(
-                        f"expected one score per response ({len(texts)}), found {found}",
+                        f"expected one score per response ({len(texts)}), found {len(row_scores)} scores",
                         row=label,
                         column=self.scores_column,
                     )
                 for j, s in enumerate(row_scores):
-                    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
-                        raise RowError(
-                            f"expected a finite number, found {s!r}",
-                            row=label,
-                            column=f"{self.scores_column}[{j}]",
-                        )
+                    check_number(s, row=label, column=f"{self.scores_column}[{j}]", what="a number")
             first: dict[str, int] = {}
             for j, text in enumerate(texts):
                 first.setdefault(text, j)
@@ -382,7 +378,7 @@ class SelectPairs(Processor):
                     "rejected_index": b,
                 }
                 out.emit(r, values)
-        return out.finish("SelectPairs", len(rows))
+        return out.finish("SelectPairs", len(rows), processor=self, hint=SKIP_HINT)
 
     def output_features(self, input_features: Features | None = None) -> Features:
         """Features of the output rows; pass the input dataset's features to type ``prompt`` and passthroughs.
@@ -443,15 +439,19 @@ def select_pairs(
         ["prompt", processor.responses_column, processor.embedding_column],
         hint="embed the candidates first, e.g. with EmbedResponses",
     )
-    rows = dataset.map(
-        processor,
-        batched=True,
-        batch_size=batch_size,
-        num_proc=num_proc,
-        remove_columns=dataset.column_names,
-        features=processor.output_features(dataset.features),
-        desc=f"Selecting pairs ({processor.strategy})",
-    )
+    features = processor.output_features(dataset.features)
+    if len(dataset) == 0:  # zero rows: an empty result
+        rows = Dataset.from_dict({name: [] for name in features}, features=features)
+    else:
+        rows = dataset.map(
+            processor,
+            batched=True,
+            batch_size=batch_size,
+            num_proc=num_proc,
+            remove_columns=dataset.column_names,
+            features=features,
+            desc=f"Selecting pairs ({processor.strategy})",
+        )
     pairs, skipped = drop_skipped(rows)
     report = SelectionReport(
         strategy=processor.strategy,
