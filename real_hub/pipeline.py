@@ -23,7 +23,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from .convert import SOURCES, ConversionReport, detect_source, to_candidates, to_pairs
+from .convert import SOURCES, ConversionReport, detect_source, to_candidates, to_pairs, to_trl
 from .convert.detect import PAIR_SOURCES
 from .drsow.label import LabelReport, label_pairs
 from .errors import ColumnError, ConfigError
@@ -116,6 +116,21 @@ class CurateOptions:
     batch_size: int = _option(256, "Rows per map batch.", group="processing")
     num_proc: int | None = _option(None, "Worker processes for map.", group="processing")
     keep_embeddings: bool = _option(False, "Keep the embedding columns in the output.", group="processing")
+    reference: str | None = _option(
+        None,
+        "Add ref_chosen_logps/ref_rejected_logps of this model (the DPO policy to train).",
+        metavar="MODEL",
+        group="reference log-probs",
+    )
+    reference_revision: str | None = _option(
+        None, "Hub revision of the reference.", group="reference log-probs"
+    )
+    reference_dtype: str = _option(
+        "float32", "Precision of the reference model.", group="reference log-probs"
+    )
+    reference_max_length: int | None = _option(
+        1024, "TRL max_length the reference log-probs are for.", group="reference log-probs"
+    )
 
 
 #: The options that shape generation (recorded in the card's provenance with the generator).
@@ -215,8 +230,10 @@ def curate(
 ) -> CurateResult:
     """Curate ``source`` (data files, a Hub-layout folder, a Hub id, or a ``Dataset``) into pairs.
 
-    Options are the fields of :class:`CurateOptions`. The result is saved to ``output_dir`` and/or
-    pushed to ``push_to`` as config ``config_name`` (default: the strategy).
+    The pairs are in TRL's preference format (standard, or conversational when the prompts are
+    messages), with the provenance and statistics columns beside them. Options are the fields of
+    :class:`CurateOptions`. The result is saved to ``output_dir`` and/or pushed to ``push_to`` as config
+    ``config_name`` (default: the strategy).
     """
     opts = CurateOptions(**options)
     _check(opts)
@@ -241,9 +258,24 @@ def curate(
     timer.lap("select")
     if not opts.keep_embeddings:
         data = data.remove_columns([c for c in EMBEDDING_COLUMNS if c in data.column_names])
+    data = to_trl(data)  # TRL's preference format, as saved and pushed: what the trainers read
+    reference = None
+    if opts.reference is not None:
+        from .train.reference import add_reference_logps
+
+        data, spec = add_reference_logps(
+            data,
+            opts.reference,
+            revision=opts.reference_revision,
+            dtype=opts.reference_dtype,
+            max_length=opts.reference_max_length,
+            batch_size=min(opts.batch_size, 64),
+        )
+        reference = spec.to_dict()
+        timer.lap("reference")
     report.rows_out = len(data)
     licence = None if isinstance(source, Dataset) else source_license(source)
-    provenance, statistics = _card_fields(data, name, kind, strategy, opts, report, licence)
+    provenance, statistics = _card_fields(data, name, kind, strategy, opts, report, licence, reference)
     config = config_name or strategy
     if output_dir is not None:
         from .hub.curated import save_curated
@@ -368,6 +400,7 @@ def _card_fields(
     opts: CurateOptions,
     report: CurateReport,
     licence: str | None,
+    reference: dict[str, Any] | None,
 ) -> tuple[Provenance, Statistics]:
     """The card's provenance and statistics of a curated set."""
     generation = report.generation
@@ -388,6 +421,7 @@ def _card_fields(
         budget=opts.budget,
         seed=opts.seed,
         license=licence,
+        reference=reference,
         versions=library_versions(),
     )
     statistics = Statistics(

@@ -25,7 +25,7 @@ only ``role`` and ``content``.
 from __future__ import annotations
 
 from ..schema import CANDIDATE_COLUMNS, PAIR_COLUMNS, candidate_features, is_messages_feature, pair_features
-from .dataset import to_candidates, to_pairs, to_trl
+from .dataset import to_candidates, to_pairs, to_trl, trl_format
 from .detect import SOURCES, detect_source
 from .hh import hh_batch_to_pairs, parse_hh
 from .plain import candidates_batch_validate
@@ -51,6 +51,7 @@ __all__ = [
     "to_candidates",
     "to_pairs",
     "to_trl",
+    "trl_format",
     "trl_batch_to_pairs",
     "ultrafeedback_batch_to_candidates",
     "ultrafeedback_score",
