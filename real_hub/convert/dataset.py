@@ -6,24 +6,24 @@ import logging
 from collections import Counter
 from typing import Any
 
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, Json, List, Value
 
 from ..errors import ConfigError
 from ..schema import (
     NOTES,
     SKIP,
-    _message_feature,
-    _with_marks,
     candidate_features,
     is_messages_feature,
+    message_feature,
     pair_features,
+    with_marks,
 )
 from ..validate import require_columns
-from .detect import _SCHEMAS, _resolve
+from .detect import SCHEMAS, resolve_source
 from .hh import hh_batch_to_pairs
 from .plain import candidates_batch_validate
 from .report import ConversionReport
-from .shp import _ShpGroups
+from .shp import ShpGroups
 from .trl import pairs_batch_to_trl, trl_batch_to_pairs
 from .ultrafeedback import ultrafeedback_batch_to_candidates
 
@@ -62,6 +62,9 @@ def _kept(skips: list[str | None]) -> list[bool]:
 def _convert(
     dataset: Dataset, fn: Any, features: Features, source: str, **fn_kwargs: Any
 ) -> tuple[Dataset, ConversionReport]:
+    if len(dataset) == 0:  # zero rows are valid: an empty result, reported as 0 in, 0 out
+        empty = Dataset.from_dict({name: [] for name in features}, features=features)
+        return _finish(empty, source, 0)
     out = dataset.map(
         fn,
         batched=True,
@@ -93,7 +96,7 @@ def to_pairs(
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type.
     """
-    source = _resolve(dataset, source, "pairs")
+    source = resolve_source(dataset, source, "pairs")
     features = dataset.features
     require_columns(features, ["chosen", "rejected"])
     if source == "hh":
@@ -102,7 +105,7 @@ def to_pairs(
         conversational = hh_prompt == "messages"
         fn, kwargs = hh_batch_to_pairs, {"hh_prompt": hh_prompt}
     else:
-        if "prompt" not in features and not is_messages_feature(features["chosen"]):
+        if "prompt" not in features and _is_text_feature(features["chosen"]):
             require_columns(features, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
         conversational = (
             "prompt" not in features
@@ -110,7 +113,14 @@ def to_pairs(
             or is_messages_feature(features["chosen"])
         )
         fn, kwargs = trl_batch_to_pairs, {}
-    return _convert(dataset, fn, _with_marks(pair_features(conversational)), source, **kwargs)
+    out_features = pair_features(conversational)
+    if source == "trl" and isinstance(features.get("prompt"), Json):  # prompts mixing text and messages
+        out_features["prompt"] = Json()
+    return _convert(dataset, fn, with_marks(out_features), source, **kwargs)
+
+
+def _is_text_feature(feature: Any) -> bool:
+    return isinstance(feature, Value) and feature.dtype in ("string", "large_string")
 
 
 def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, ConversionReport]:
@@ -126,26 +136,35 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type, or candidate lists are ragged.
     """
-    source = _resolve(dataset, source, "candidates")
+    source = resolve_source(dataset, source, "candidates")
     features = dataset.features
-    require_columns(features, _SCHEMAS[source])
+    require_columns(features, SCHEMAS[source])
     if source == "ultrafeedback":
-        marked = _with_marks(candidate_features(False), notes=True)
+        marked = with_marks(candidate_features(False), notes=True)
         return _convert(dataset, ultrafeedback_batch_to_candidates, marked, source)
     if source == "candidates":
-        conversational = is_messages_feature(features["prompt"])
-        return _convert(
-            dataset, candidates_batch_validate, _with_marks(candidate_features(conversational)), source
-        )
-    groups = _ShpGroups()
-    wanted = [c for c in features if c in _SCHEMAS["shp"] or c.startswith("c_root_id_")]
+        out_features = candidate_features(is_messages_feature(features["prompt"]))
+        if isinstance(features["prompt"], Json):  # prompts mixing text and messages
+            out_features["prompt"] = Json()
+        return _convert(dataset, candidates_batch_validate, with_marks(out_features), source)
+    groups = ShpGroups()
+    wanted = [c for c in features if c in SCHEMAS["shp"] or c.startswith("c_root_id_")]
     start = 0
     for batch in dataset.select_columns(wanted).iter(batch_size=10_000):
         n = len(batch["post_id"])
         groups.add(batch, range(start, start + n))
         start += n
-    out = Dataset.from_dict(groups.columns(), features=_with_marks(candidate_features(False), notes=True))
+    out = Dataset.from_dict(groups.columns(), features=with_marks(candidate_features(False), notes=True))
     return _finish(out, source, len(dataset))
+
+
+def _check_pairs(dataset: Dataset, batch_size: int = 10_000) -> None:
+    """Raise a :class:`RowError` naming the first row whose prompt, chosen or rejected is not usable text."""
+    start = 0
+    for batch in dataset.select_columns(["prompt", "chosen", "rejected"]).iter(batch_size=batch_size):
+        n = len(batch["prompt"])
+        pairs_batch_to_trl(batch, range(start, start + n))
+        start += n
 
 
 def to_trl(dataset: Dataset) -> Dataset:
@@ -155,6 +174,9 @@ def to_trl(dataset: Dataset) -> Dataset:
     ``chosen=[{"role": "assistant", "content": ...}]`` and the same for ``rejected``. A prompt column that
     mixes strings and message lists becomes conversational throughout (a string prompt is one user
     message). Data already in TRL's conversational format is returned as is.
+
+    Raises:
+        RowError: a prompt, ``chosen`` or ``rejected`` is None, empty or not text (naming the row).
     """
     features = dataset.features
     require_columns(features, ["prompt", "chosen", "rejected"])
@@ -163,12 +185,13 @@ def to_trl(dataset: Dataset) -> Dataset:
     prompt = features["prompt"]
     plain = isinstance(prompt, Value) and prompt.dtype in ("string", "large_string")
     if plain:
+        _check_pairs(dataset)
         return dataset
     # message prompts, or a column mixing strings and message lists (datasets' Json feature): all messages
     mixed = not is_messages_feature(prompt)
-    new = Features({**features, "chosen": List(_message_feature()), "rejected": List(_message_feature())})
+    new = Features({**features, "chosen": List(message_feature()), "rejected": List(message_feature())})
     if mixed:
-        new["prompt"] = List(_message_feature())
+        new["prompt"] = List(message_feature())
     return dataset.map(
         pairs_batch_to_trl,
         batched=True,

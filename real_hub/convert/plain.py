@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 
 from ..errors import RowError
 from ..schema import CANDIDATE_COLUMNS
-from ..validate import describe, row_label
-from .values import _append, _is_empty, _new_columns, _number, _prompt, _source_id
+from ..validate import describe, is_list, row_label
+from .values import append_row, is_empty_prompt, new_columns, number_value, prompt_value, source_id_of
 
 
 def candidates_batch_validate(
@@ -18,14 +18,14 @@ def candidates_batch_validate(
     They are already in our shape, so bad values are errors, not skips: a None, empty or non-string prompt or
     response, no responses, a non-numeric score, or scores not one per response raise :class:`RowError`.
     """
-    out = _new_columns(CANDIDATE_COLUMNS)
+    out = new_columns(CANDIDATE_COLUMNS)
     for i in range(len(batch["prompt"])):
         row = row_label(i, indices)
-        prompt = _prompt(batch["prompt"][i], row=row)
-        if _is_empty(prompt):
+        prompt = prompt_value(batch["prompt"][i], row=row)
+        if is_empty_prompt(prompt):
             raise RowError("expected a non-empty prompt, found an empty one", row=row, column="prompt")
         responses = batch["responses"][i]
-        if not isinstance(responses, (list, tuple)) or not responses:
+        if not is_list(responses) or not len(responses):
             raise RowError(
                 f"expected a non-empty list of strings, found {describe(responses)}",
                 row=row,
@@ -38,17 +38,17 @@ def candidates_batch_validate(
                 )
         scores = batch["scores"][i] if "scores" in batch else None
         if scores is not None:
-            if not isinstance(scores, (list, tuple)) or len(scores) != len(responses):
-                found = f"{len(scores)} scores" if isinstance(scores, (list, tuple)) else describe(scores)
+            if not is_list(scores) or len(scores) != len(responses):
+                found = f"{len(scores)} scores" if is_list(scores) else describe(scores)
                 raise RowError(
                     f"expected one score per response ({len(responses)}), found {found}",
                     row=row,
                     column="scores",
                 )
             scores = [
-                _number(s, row=row, column=f"scores[{j}]", optional=False) for j, s in enumerate(scores)
+                number_value(s, row=row, column=f"scores[{j}]", optional=False) for j, s in enumerate(scores)
             ]
         values = {"prompt": prompt, "responses": list(responses), "scores": scores}
-        values["source_id"] = _source_id(batch, i, indices)
-        _append(out, values, None)
+        values["source_id"] = source_id_of(batch, i, indices)
+        append_row(out, values, None)
     return out

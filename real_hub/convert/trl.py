@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import RowError
 from ..schema import PAIR_COLUMNS
-from ..validate import check_messages, require_columns, row_label
-from .values import _append, _new_columns, _number, _pair_checks, _prompt, _source_id, _text
+from ..validate import check_messages, check_text, describe, is_list, row_label
+from .values import (
+    append_row,
+    is_empty_prompt,
+    new_columns,
+    number_value,
+    pair_skip_reason,
+    prompt_value,
+    source_id_of,
+    text_value,
+)
 
 _SCORE_COLUMNS = (("chosen_score", "rejected_score"), ("score_chosen", "score_rejected"))
 
@@ -30,13 +40,20 @@ def _trl_row(
     chosen, rejected = batch["chosen"][i], batch["rejected"][i]
     prompt = batch["prompt"][i] if "prompt" in batch else None
     if isinstance(chosen, str) or isinstance(rejected, str):  # standard, or canonical pairs
-        require_columns(batch, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
-        chosen = _text(chosen, row=row, column="chosen")
-        rejected = _text(rejected, row=row, column="rejected")
-        return _prompt(prompt, row=row), chosen, rejected, None
+        if "prompt" not in batch:  # implicit-prompt conversations (a Json column) with a text row
+            column = "chosen" if isinstance(chosen, str) else "rejected"
+            raise RowError(
+                "expected a list of chat messages (an implicit-prompt conversation: there is no 'prompt' "
+                f"column), found {describe(batch[column][i])}",
+                row=row,
+                column=column,
+            )
+        chosen = text_value(chosen, row=row, column="chosen")
+        rejected = text_value(rejected, row=row, column="rejected")
+        return prompt_value(prompt, row=row), chosen, rejected, None
     c_msgs = check_messages(chosen, row=row, column="chosen")
     r_msgs = check_messages(rejected, row=row, column="rejected")
-    if isinstance(prompt, (list, tuple)):  # explicit conversational
+    if is_list(prompt):  # explicit conversational
         (c_text, c_skip), (r_text, r_skip) = _completion(c_msgs), _completion(r_msgs)
         skip = c_skip or r_skip
         return check_messages(prompt, row=row, column="prompt"), c_text, r_text, skip
@@ -57,25 +74,25 @@ def trl_batch_to_pairs(batch: Mapping[str, list], indices: Sequence[int] | None 
     TRL's ``score_chosen``/``score_rejected``), ``source_id`` from a ``source_id`` column or the row index.
     """
     score_cols = next((pair for pair in _SCORE_COLUMNS if pair[0] in batch and pair[1] in batch), None)
-    out = _new_columns(PAIR_COLUMNS)
+    out = new_columns(PAIR_COLUMNS)
     for i in range(len(batch["chosen"])):
         row = row_label(i, indices)
         prompt, chosen, rejected, skip = _trl_row(batch, i, row)
         if skip:
-            _append(out, None, skip)
+            append_row(out, None, skip)
             continue
         scores = [None, None]
         if score_cols:
-            scores = [_number(batch[c][i], row=row, column=c) for c in score_cols]
+            scores = [number_value(batch[c][i], row=row, column=c) for c in score_cols]
         values = {
             "prompt": prompt,
             "chosen": chosen,
             "rejected": rejected,
             "chosen_score": scores[0],
             "rejected_score": scores[1],
-            "source_id": _source_id(batch, i, indices),
+            "source_id": source_id_of(batch, i, indices),
         }
-        _append(out, values, _pair_checks(prompt, chosen, rejected))
+        append_row(out, values, pair_skip_reason(prompt, chosen, rejected))
     return out
 
 
@@ -92,11 +109,14 @@ def pairs_batch_to_trl(
     prompts = []
     for i, prompt in enumerate(batch["prompt"]):
         row = row_label(i, indices)
+        prompt = prompt_value(prompt, row=row)
+        if is_empty_prompt(prompt):
+            raise RowError("expected a non-empty prompt, found an empty one", row=row, column="prompt")
         if all_messages and isinstance(prompt, str):
-            prompt = [{"role": "user", "content": _text(prompt, row=row, column="prompt")}]
+            prompt = [{"role": "user", "content": prompt}]
         prompts.append(prompt)
         for column in out:
-            text = _text(batch[column][i], row=row, column=column)
+            text = check_text(batch[column][i], row=row, column=column)
             out[column].append(text if isinstance(prompt, str) else [{"role": "assistant", "content": text}])
     if all_messages:
         out["prompt"] = prompts

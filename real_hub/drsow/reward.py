@@ -35,6 +35,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ..arrays import first_non_finite
 from ..errors import ColumnError, ConfigError, RowError
 from ..logprobs import score_sequences
 from ..models import load_causal_lm, pick_device
@@ -42,10 +43,12 @@ from ..processor import Processor, split_extra_args
 from ..validate import (
     CANDIDATE_RESPONSE_COLUMN,
     PAIR_RESPONSE_COLUMNS,
+    check_list,
     check_messages,
+    check_response,
     check_text,
+    is_list,
     response_columns,
-    response_text,
     row_label,
 )
 from .routing import (
@@ -119,11 +122,19 @@ def render(tokenizer: Any, messages: Sequence[Mapping[str, Any]], response: str)
 def _check_prompt(value: Any, label: int | str) -> str | list[dict[str, Any]]:
     if isinstance(value, str):
         return check_text(value, row=label, column="prompt")
-    if isinstance(value, (list, tuple)):
+    if is_list(value):
         messages = check_messages(value, row=label, column="prompt")
+        if not messages:
+            raise RowError(
+                "expected a non-empty list of chat messages, found an empty list", row=label, column="prompt"
+            )
         if last_user_turn(messages) is None:
             roles = [m["role"] for m in messages]
-            raise RowError(f"the conversation has no user turn (roles: {roles})", row=label, column="prompt")
+            raise RowError(
+                f"the conversation has no user turn (roles: {roles}); expected at least one 'user' message",
+                row=label,
+                column="prompt",
+            )
         return messages
     raise RowError(
         f"expected a string or a list of chat messages, found {type(value).__name__}",
@@ -144,7 +155,9 @@ class DensityRatioReward(Processor):
 
     Pairs (``prompt``, ``chosen``, ``rejected``) get ``chosen_reward``, ``rejected_reward``,
     ``chosen_logp_strong``, ``chosen_logp_weak``, ``chosen_tokens`` (strong tokenizer),
-    ``chosen_tokens_weak`` and the same for ``rejected``; candidates (``prompt``, ``responses``) get the
+    ``chosen_tokens_weak`` and the same for ``rejected``; a side that holds a list of responses
+    (RewardBench 2's ``chosen``/``rejected`` lists, best-of-4) gets lists of those values, one per
+    response, so the whole benchmark is one ``map``; candidates (``prompt``, ``responses``) get the
     lists ``rewards``, ``logps_strong``, ``logps_weak``, ``tokens`` and ``tokens_weak``. Every row also
     gets ``reward_normalize`` and, with routing, ``domain``. Rendering and normalisation are described in
     the module docstring. Prompts are text or lists of ``{"role", "content"}`` messages.
@@ -290,11 +303,15 @@ class DensityRatioReward(Processor):
         f64, i64 = Value("float64"), Value("int64")
         if self.input_columns(list(features)) == PAIR_COLUMNS:
             for col in PAIR_COLUMNS:
-                out[f"{col}_reward"] = f64
-                out[f"{col}_logp_strong"] = f64
-                out[f"{col}_logp_weak"] = f64
-                out[f"{col}_tokens"] = i64
-                out[f"{col}_tokens_weak"] = i64
+                many = _is_text_list_feature(features[col])
+                for name, value in (
+                    ("reward", f64),
+                    ("logp_strong", f64),
+                    ("logp_weak", f64),
+                    ("tokens", i64),
+                    ("tokens_weak", i64),
+                ):
+                    out[f"{col}_{name}"] = List(value) if many else value
         else:
             for name, value in (
                 ("rewards", f64),
@@ -333,19 +350,24 @@ class DensityRatioReward(Processor):
         labels = [row_label(i, indices) for i in range(n)]
         prompts = [_check_prompt(batch["prompt"][i], labels[i]) for i in range(n)]
         responses: list[list[str]] = []
+        shapes: list[list[int | None]] = []  # pairs: per side, None for one response or the list's length
         for i in range(n):
             if columns == PAIR_COLUMNS:
-                row = [check_text(response_text(batch[c][i]), row=labels[i], column=c) for c in PAIR_COLUMNS]
+                row, shape = [], []
+                for c in PAIR_COLUMNS:
+                    texts, is_list = _pair_side(batch[c][i], labels[i], c)
+                    row.extend(texts)
+                    shape.append(len(texts) if is_list else None)
+                shapes.append(shape)
             else:
-                value = batch[CANDIDATES_COLUMN][i]
-                if value is None or isinstance(value, str) or not hasattr(value, "__len__"):
-                    raise RowError(
-                        f"expected a list of strings, found {type(value).__name__}",
-                        row=labels[i],
-                        column=CANDIDATES_COLUMN,
-                    )
+                value = check_list(
+                    batch[CANDIDATES_COLUMN][i],
+                    row=labels[i],
+                    column=CANDIDATES_COLUMN,
+                    what="a list of strings",
+                )
                 row = [
-                    check_text(response_text(v), row=labels[i], column=f"{CANDIDATES_COLUMN}[{j}]")
+                    check_response(v, row=labels[i], column=f"{CANDIDATES_COLUMN}[{j}]")
                     for j, v in enumerate(value)
                 ]
             responses.append(row)
@@ -387,6 +409,14 @@ class DensityRatioReward(Processor):
             rewards = strong.logp - weak.logp
         else:
             rewards = strong.mean - weak.mean
+        bad = first_non_finite(rewards)
+        if bad is not None:
+            raise RowError(
+                f"the models gave a non-finite reward ({rewards[bad]}: log p_strong {strong.logp[bad]}, "
+                f"log p_weak {weak.logp[bad]}); expected finite log-probabilities (try float32 weights)",
+                row=flat_labels[bad],
+                column="prompt",
+            )
         truncated = int((strong.truncated | weak.truncated).sum())
         if truncated:
             self._stats.truncated += truncated
@@ -400,13 +430,15 @@ class DensityRatioReward(Processor):
         if domains is not None:
             self._stats.domains.update(domains)
 
-        out = self._columns(columns, responses, rewards, strong, weak)
+        out = self._columns(columns, responses, rewards, strong, weak, shapes)
         out["reward_normalize"] = [self.normalize] * n
         if domains is not None:
             out["domain"] = domains
         return out
 
-    def _columns(self, columns: tuple[str, ...], responses: list[list[str]], rewards, strong, weak) -> dict:
+    def _columns(
+        self, columns: tuple[str, ...], responses: list[list[str]], rewards, strong, weak, shapes
+    ) -> dict:
         ends = np.cumsum([len(r) for r in responses])[:-1]
 
         def split(values: np.ndarray) -> list[np.ndarray]:
@@ -420,11 +452,16 @@ class DensityRatioReward(Processor):
             "tokens_weak": split(weak.n_tokens),
         }
         if columns == PAIR_COLUMNS:
-            return {
-                f"{col}_{name}": [row[j].item() for row in values]
-                for j, col in enumerate(PAIR_COLUMNS)
-                for name, values in parts.items()
-            }
+            out: dict[str, list] = {f"{col}_{name}": [] for col in PAIR_COLUMNS for name in parts}
+            for r, shape in enumerate(shapes):
+                start = 0
+                for col, size in zip(PAIR_COLUMNS, shape, strict=True):
+                    stop = start + (size or 1)
+                    for name, values in parts.items():
+                        chunk = values[r][start:stop]
+                        out[f"{col}_{name}"].append(chunk.tolist() if size is not None else chunk[0].item())
+                    start = stop
+            return out
         names = {
             "reward": "rewards",
             "logp_strong": "logps_strong",
@@ -433,6 +470,23 @@ class DensityRatioReward(Processor):
             "tokens_weak": "tokens_weak",
         }
         return {names[name]: [row.tolist() for row in values] for name, values in parts.items()}
+
+
+def _is_text_list_feature(feature: Any) -> bool:
+    """Whether a feature is a list of strings (not a list of chat messages)."""
+    from datasets import LargeList, List, Sequence, Value
+
+    inner = getattr(feature, "feature", None) if isinstance(feature, (List, LargeList, Sequence)) else None
+    return isinstance(inner, Value) and inner.dtype in ("string", "large_string")
+
+
+def _pair_side(value: Any, label: int | str, column: str) -> tuple[list[str], bool]:
+    """A pair side's response(s): one text (or TRL completion), or a list of texts (RewardBench 2)."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        if not value:
+            raise RowError("expected at least one response, found an empty list", row=label, column=column)
+        return [check_text(v, row=label, column=f"{column}[{j}]") for j, v in enumerate(value)], True
+    return [check_response(value, row=label, column=column)], False
 
 
 def _tokenizers_differ(a: Any, b: Any) -> bool:

@@ -10,18 +10,18 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, RowError
-from .cached import _score_full, _score_shared, _shared_plan
+from .cached import score_full, score_shared, shared_plan
 from .encoding import EncodedPair, SequenceScores, encode_pairs
-from .packed import _MASK_FORMATS, STRATEGIES, _pack_plan, _packing_checked, _score_packed
-from .runner import _progress_enabled, _Runner
+from .packed import MASK_FORMATS, SCORING_PATHS, pack_plan, packing_checked, score_packed
+from .runner import Runner, progress_enabled
 
 logger = logging.getLogger(__name__)
 
 
-def _strategy(runner: _Runner, model, strategy: str | None, share_prompts: bool | None) -> str:
+def _strategy(runner: Runner, model, strategy: str | None, share_prompts: bool | None) -> str:
     """The path to take: the one asked for, or the fastest the model allows (packed > cache > none)."""
-    if strategy is not None and strategy not in STRATEGIES:
-        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)} or None, got {strategy!r}")
+    if strategy is not None and strategy not in SCORING_PATHS:
+        raise ConfigError(f"strategy must be one of {', '.join(SCORING_PATHS)} or None, got {strategy!r}")
     if strategy is not None and share_prompts is not None and share_prompts != (strategy != "none"):
         raise ConfigError(
             f"share_prompts={share_prompts} contradicts strategy={strategy!r}; give one of them"
@@ -35,7 +35,7 @@ def _strategy(runner: _Runner, model, strategy: str | None, share_prompts: bool 
         )
     if strategy == "cache":  # asked for, and allowed (checked above): no packing probe needed
         return "cache"
-    packable = runner.can_share and runner.attn in _MASK_FORMATS and _packing_checked(model, runner)
+    packable = runner.can_share and runner.attn in MASK_FORMATS and packing_checked(model, runner)
     if strategy == "packed" and not packable:
         raise ConfigError(
             f"strategy='packed' needs full attention that takes a custom 4D mask (sdpa or eager) and "
@@ -95,12 +95,12 @@ def score_encoded(
     bar = None
     try:
         with torch.inference_mode():
-            runner = _Runner(model, chunk_size)
+            runner = Runner(model, chunk_size)
             path = _strategy(runner, model, strategy, share_prompts)
             logger.debug("Scoring %d pairs with strategy %r", n, path)
             single, packs, plan = list(range(n)), [], []
             if path == "packed":
-                single, packs = [], _pack_plan(pairs, list(range(n)), batch_size, max_packed_length)
+                single, packs = [], pack_plan(pairs, list(range(n)), batch_size, max_packed_length)
             elif path == "cache":
                 counts: dict[tuple[int, ...], int] = {}
                 for p in pairs:
@@ -110,7 +110,7 @@ def score_encoded(
                 cache_tokens = 1  # only matters (and is measured) with more than one batch of prompts
                 if len({pairs[i].context for i in shared}) > batch_size:
                     cache_tokens = cache_bytes // runner.cache_bytes_per_token(pairs[shared[0]].context[0])
-                plan = _shared_plan(pairs, shared, batch_size, cache_tokens)
+                plan = shared_plan(pairs, shared, batch_size, cache_tokens)
             n_batches = (
                 -(-len(single) // batch_size)
                 + len(packs)
@@ -120,19 +120,72 @@ def score_encoded(
                 total=n_batches,
                 desc="Scoring sequences",
                 unit="batch",
-                disable=not _progress_enabled(show_progress, n_batches),
+                disable=not progress_enabled(show_progress, n_batches),
             )
             if single:
-                _score_full(runner, pairs, single, batch_size, sink, bar)
+                score_full(runner, pairs, single, batch_size, sink, bar)
             if packs:
-                _score_packed(runner, pairs, packs, sink, bar)
+                score_packed(runner, pairs, packs, sink, bar)
             if plan:
-                _score_shared(runner, pairs, plan, sink, bar)
+                score_shared(runner, pairs, plan, sink, bar)
     finally:
         if bar is not None:
             bar.close()
         model.train(was_training)
     return SequenceScores(sums, n_tokens, truncated, list(token_logps) if return_token_logps else None)
+
+
+_ROTARY_KEYS = (
+    "rope_theta",
+    "rope_scaling",
+    "rope_parameters",
+    "rotary_dim",
+    "rotary_pct",
+    "rotary_emb_base",
+)
+
+
+def context_length(model) -> int | None:
+    """The most positions the model can take, where more fail: the size of its learned position table.
+
+    That is ``n_positions`` or ``max_position_embeddings`` of a model with absolute (learned) positions,
+    such as GPT-2, whose embedding lookup fails past it. Models with rotary positions (Llama, Qwen, ...)
+    compute any position, so they have no hard limit here: None.
+    """
+    config = getattr(model, "config", None)
+    if config is None or any(getattr(config, key, None) is not None for key in _ROTARY_KEYS):
+        return None
+    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_context_length(
+    model, pairs: Sequence[EncodedPair], row_labels: Sequence[int | str] | None, max_length: int | None
+) -> None:
+    """Refuse, before the model runs, a pair longer than the model's context, naming its row and lengths."""
+    limit = context_length(model)
+    if limit is None or not pairs:
+        return
+    lengths = np.fromiter((len(p.context) + len(p.response) for p in pairs), dtype=np.int64, count=len(pairs))
+    over = np.flatnonzero(lengths > limit)
+    if not len(over):
+        return
+    k = int(over[0])
+    label = row_labels[k] if row_labels is not None else k
+    fix = (
+        f"lower max_length={max_length} to at most {limit}"
+        if max_length is not None
+        else f"pass max_length={limit} (or less) to cut it, counted as truncated"
+    )
+    raise RowError(
+        f"the prompt + response is {lengths[k]} tokens ({len(pairs[k].context)} of prompt, "
+        f"{len(pairs[k].response)} of response), longer than the model's context of {limit} tokens; {fix}",
+        row=label,
+        column="response",
+    )
 
 
 def score_sequences(
@@ -182,8 +235,13 @@ def score_sequences(
 
     Returns:
         :class:`SequenceScores` in input order.
+
+    Raises:
+        RowError: a pair (after ``max_length``) is longer than the model's context (its
+            ``max_position_embeddings``), checked before the model runs.
     """
     pairs = encode_pairs(tokenizer, prompts, responses, max_length=max_length, row_labels=row_labels)
+    check_context_length(model, pairs, row_labels, max_length)
     return score_encoded(
         model,
         pairs,
