@@ -68,6 +68,14 @@ class ConfigError(RealHubError, ValueError):
     """An option has a value outside what it accepts."""
 
 
+class MissingExtraError(RealHubError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
 class HubError(RealHubError):
     """The Hub (or the endpoint in ``HF_ENDPOINT``) refused or could not be reached."""
 
@@ -156,6 +164,7 @@ __all__ = [
     "ConfigError",
     "FormatError",
     "HubError",
+    "MissingExtraError",
     "ModelNotFoundError",
     "RealHubError",
     "RemoteCodeError",
