@@ -108,7 +108,7 @@ def _tokens_processed(pairs) -> dict[str, int]:
 def _processor():
     """``DensityRatioReward`` over two copies of SmolLM2, or ``None`` when real_hub has none."""
     try:
-        from real_hub.reward import DensityRatioReward
+        from real_hub.drsow.reward import DensityRatioReward
     except ImportError:
         return None
     folder, gguf_file = _model_files()
@@ -127,7 +127,7 @@ def worker_time(rows: list[dict], batch_size: int, engine: str) -> dict:
 
     proc = _processor() if engine in ("auto", "processor") else None
     if proc is None and engine == "processor":
-        raise RuntimeError("real_hub.reward.DensityRatioReward is not available")
+        raise RuntimeError("real_hub.drsow.reward.DensityRatioReward is not available")
     n = len(rows)
     if proc is not None:
         import datasets

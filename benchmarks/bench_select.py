@@ -114,7 +114,7 @@ def main() -> None:
 
     import datasets
 
-    from real_hub.select import SelectPairs
+    from real_hub.real.select import SelectPairs
 
     datasets.disable_caching()
     datasets.logging.disable_progress_bar()

@@ -1,10 +1,11 @@
 """real-hub: cheaper, cleaner preference data for LLM alignment (REAL pair selection, Dr.SoW rewards)."""
 
-from .annotate import AnnotationReport, LabelStore, load_annotations
-from .browse import PairFilter, PairSource, load_pair_source
-from .card import Provenance, Statistics
+from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
 from .demo import load_demo, run_demo
-from .embed import EmbedResponses, Encoder
+from .drsow.evaluate import AccuracyReport, BestOfNReport, best_of_n, reward_accuracy
+from .drsow.label import LabelReport, OrientByReward, PairsFromRewards, label_pairs
+from .drsow.reward import DensityRatioReward, RewardStats
+from .drsow.routing import DOMAIN_INSTRUCTIONS, EmbeddingRouter, KeywordRouter
 from .errors import (
     ColumnError,
     ConfigError,
@@ -15,23 +16,16 @@ from .errors import (
     RemoteCodeError,
     RowError,
 )
-from .evaluate import AccuracyReport, BestOfNReport, best_of_n, reward_accuracy
-from .hub import CuratedSet, load_curated, push_curated, save_curated
-from .label import LabelReport, OrientByReward, PairsFromRewards, label_pairs
+from .hub.curated import CuratedSet, load_curated, push_curated, save_curated
+from .hub.dataset_card import Provenance, Statistics
 from .logprobs import SequenceScores, score_sequences
 from .pipeline import CurateOptions, CurateReport, CurateResult, curate
-from .reward import DensityRatioReward, RewardStats
-from .routing import DOMAIN_INSTRUCTIONS, EmbeddingRouter, KeywordRouter
-from .select import (
-    BudgetReport,
-    PairSimilarity,
-    SelectionReport,
-    SelectPairs,
-    budget_filter,
-    select_pairs,
-)
-from .shapes import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
-from .train import TrainResult, train_dpo
+from .real.budget import BudgetReport, budget_filter
+from .real.embed import EmbedResponses, Encoder
+from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pairs
+from .space.annotation import AnnotationReport, LabelStore, load_annotations
+from .space.browse import PairFilter, PairSource, load_pair_source
+from .train.dpo import TrainResult, train_dpo
 from .version import __version__
 
 __all__ = [

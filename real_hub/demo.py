@@ -10,10 +10,10 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from .card import Provenance, Statistics, library_versions, summarize
-from .embed import EmbedResponses
+from .hub.dataset_card import Provenance, Statistics, library_versions, summarize
 from .models import DEFAULT_EMBEDDER
-from .select import STRATEGIES, select_pairs
+from .real.embed import EmbedResponses
+from .real.select import STRATEGIES, select_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def run_demo(
     seed: int = 0,
 ) -> DemoReport:
     """Embed the demo set, select pairs with each strategy and save one config per strategy."""
-    from . import hub
+    from .hub import curated as hub
 
     start = time.perf_counter()
     candidates = load_demo()

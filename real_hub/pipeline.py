@@ -17,15 +17,16 @@ from typing import Any
 
 from datasets import Dataset
 
-from .card import Provenance, Statistics, library_versions, summarize
-from .embed import EmbedResponses
+from .convert import ConversionReport, detect_source, to_candidates, to_pairs
+from .drsow.label import LabelReport, label_pairs
 from .errors import ConfigError
-from .label import LabelReport, label_pairs
+from .hub.dataset_card import Provenance, Statistics, library_versions, summarize
+from .hub.sources import load_source, source_license
 from .models import DEFAULT_EMBEDDER
-from .select import STRATEGIES, BudgetReport, PairSimilarity, SelectionReport, budget_filter, resolve_strategy
-from .select import select_pairs as _select_pairs
-from .shapes import ConversionReport, detect_source, to_candidates, to_pairs
-from .sources import load_source, source_license
+from .real.budget import BudgetReport, budget_filter
+from .real.embed import EmbedResponses
+from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy
+from .real.select import select_pairs as _select_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ def curate(
     lap("embed")
     reward = None
     if opts.strong is not None:
-        from .reward import DensityRatioReward
+        from .drsow.reward import DensityRatioReward
 
         reward = DensityRatioReward(
             opts.strong,
@@ -249,14 +250,14 @@ def curate(
     )
     config = config_name or strategy
     if output_dir is not None:
-        from .hub import save_curated
+        from .hub.curated import save_curated
 
         save_curated(
             data, output_dir, config, provenance=provenance, statistics=statistics, overwrite=overwrite
         )
         report.output_dir = str(output_dir)
     if push_to is not None:
-        from . import hub
+        from .hub import curated as hub
 
         push = hub.push_curated
         push(

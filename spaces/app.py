@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from real_hub.space import CSS, build_app
+from real_hub.space.app import CSS, build_app
 
 demo = build_app(os.environ.get("REAL_HUB_SOURCE") or None)
 

@@ -70,7 +70,7 @@ def save_synthetic(folder: Path, n: int) -> Dataset:
 @contextmanager
 def launched(app):
     """The app served on loopback; yields its URL."""
-    from real_hub.space import CSS
+    from real_hub.space.app import CSS
 
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)

@@ -10,8 +10,8 @@ import pytest
 from datasets import Dataset
 
 from real_hub import AnnotationReport, LabelStore, load_annotations
-from real_hub.annotate import a_is_chosen, labels_scheduler, pair_id, preferred_side
 from real_hub.errors import ConfigError, FormatError
+from real_hub.space.annotation import a_is_chosen, labels_scheduler, pair_id, preferred_side
 
 PAIRS = Dataset.from_dict(
     {

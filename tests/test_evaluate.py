@@ -11,9 +11,9 @@ import pytest
 from datasets import Dataset
 
 from real_hub.cli.main import main
+from real_hub.drsow.evaluate import AccuracyReport, BestOfNReport, best_of_n, reward_accuracy
 from real_hub.errors import ColumnError, RowError
-from real_hub.evaluate import AccuracyReport, BestOfNReport, best_of_n, reward_accuracy
-from real_hub.hub import save_curated
+from real_hub.hub.curated import save_curated
 
 # chosen > rejected: rows 0, 2, 5 (3 of 6); tie: rows 1, 4; wrong: row 3
 PAIRS = {

@@ -20,7 +20,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from real_hub import ConfigError, Provenance, Statistics, load_curated
 from real_hub.errors import HubError
-from real_hub.hub import push_curated
+from real_hub.hub.curated import push_curated
 
 PROV = Provenance(source="hh", embedder="m", strategy="dissimilar", budget=0.5, seed=1, versions={"x": "1"})
 STATS = Statistics(rows_in=10, rows_out={"train": 5}, skipped={"tied_scores": 1}, similarity={"mean": 0.25})
@@ -159,7 +159,7 @@ def test_a_card_written_by_datasets_is_merged_and_its_config_overwritten(hub):
 def test_private_does_not_change_an_existing_public_repo_and_says_so(hub, caplog):
     repo = new_repo()
     push_curated(pairs(2, "a"), repo, "dissimilar")
-    with caplog.at_level(logging.WARNING, logger="real_hub.hub"):
+    with caplog.at_level(logging.WARNING, logger="real_hub.hub.curated"):
         push_curated(pairs(2, "b"), repo, "random", private=True)
     assert HfApi().dataset_info(repo).private is False
     assert f"{repo} already exists and is public" in caplog.text

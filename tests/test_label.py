@@ -13,8 +13,8 @@ import pytest
 from datasets import Dataset
 from datasets.fingerprint import Hasher
 
+from real_hub.drsow.label import LabelReport, OrientByReward, PairsFromRewards, label_pairs, paired_columns
 from real_hub.errors import ColumnError, ConfigError, RowError
-from real_hub.label import LabelReport, OrientByReward, PairsFromRewards, label_pairs, paired_columns
 
 # ----------------------------------------------------------------------------------------------
 # Independent references
@@ -480,7 +480,7 @@ def test_label_pairs_on_real_hh_pairs_with_length_rewards():
     """The real HH-RLHF test pairs, rewarded by response length: counts against a plain loop."""
     from datasets import load_dataset
 
-    from real_hub.shapes import to_pairs
+    from real_hub.convert import to_pairs
 
     pairs, _ = to_pairs(load_dataset("json", data_files=str(HH_FILE), split="train"))
     rewards = pairs.map(

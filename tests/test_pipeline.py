@@ -13,8 +13,8 @@ from huggingface_hub import DatasetCard
 from tiny_models import gpt2_tokenizer, llama_tokenizer, save_tiny, tiny_gpt2, tiny_llama
 
 from real_hub import ConfigError, FormatError, load_curated, to_pairs
-from real_hub.card import summarize
 from real_hub.cli.main import main
+from real_hub.hub.dataset_card import summarize
 from real_hub.pipeline import curate
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
@@ -140,7 +140,7 @@ def test_missing_file_unreachable_hub_and_no_output(tmp_path, capsys, monkeypatc
 
 
 def test_format_errors_name_the_problem(tmp_path):
-    from real_hub.sources import load_source
+    from real_hub.hub.sources import load_source
 
     (tmp_path / "a.json").write_text("[]")
     (tmp_path / "b.parquet").write_bytes(b"")
@@ -236,7 +236,7 @@ def test_source_licence_comes_from_a_hub_card_or_a_licence_file(hub, tmp_path):
     from datasets import Dataset
 
     from real_hub import Provenance, push_curated
-    from real_hub.sources import source_license
+    from real_hub.hub.sources import source_license
 
     pairs = Dataset.from_dict({"prompt": ["p"], "chosen": ["a"], "rejected": ["b"]})
     push_curated(pairs, "tester/licensed", "dissimilar", provenance=Provenance(license="cc-by-4.0"))

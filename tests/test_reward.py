@@ -20,8 +20,8 @@ from datasets.fingerprint import Hasher
 from tiny_models import Tiny
 
 from real_hub import DensityRatioReward, KeywordRouter
+from real_hub.drsow.routing import DOMAIN_INSTRUCTIONS
 from real_hub.errors import ColumnError, ConfigError, ModelNotFoundError, RemoteCodeError, RowError
-from real_hub.routing import DOMAIN_INSTRUCTIONS
 
 TOL = 2e-4  # nats: two fp32 engine runs against two float64 references
 HH_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
@@ -242,7 +242,7 @@ def test_strong_model_without_template_falls_back_to_plain_text_with_a_warning(
     gpt2_lm_session, llama_lm_session, gpt2_lm_dir, llama_lm_dir, caplog
 ):
     reward = DensityRatioReward(str(gpt2_lm_dir), str(llama_lm_dir), domain_routing=False)
-    with caplog.at_level(logging.WARNING, logger="real_hub.reward"):
+    with caplog.at_level(logging.WARNING, logger="real_hub.drsow.reward"):
         out = Dataset.from_dict(PAIRS).map(reward, batched=True, batch_size=1)
     assert sum("has no chat template" in r.message for r in caplog.records) == 1
     assert sum("different tokenizers" in r.message for r in caplog.records) == 1  # once, not per batch
@@ -252,7 +252,7 @@ def test_strong_model_without_template_falls_back_to_plain_text_with_a_warning(
 
 def test_same_tokenizer_gives_no_warning_and_equal_models_give_zero(llama_lm_dir, caplog):
     reward = DensityRatioReward(str(llama_lm_dir), str(llama_lm_dir), domain_routing=False)
-    with caplog.at_level(logging.WARNING, logger="real_hub.reward"):
+    with caplog.at_level(logging.WARNING, logger="real_hub.drsow.reward"):
         out = Dataset.from_dict(PAIRS).map(reward, batched=True)
     assert not caplog.records
     assert out["chosen_reward"] == [0.0] * 3 and out["rejected_reward"] == [0.0] * 3
@@ -270,7 +270,7 @@ def test_template_whose_full_rendering_does_not_extend_the_prompt_is_counted(
     )
     path = tiny_models.save_tiny(llama_lm_session.model, tok, tmp_path / "odd-template")
     reward = DensityRatioReward(str(path), str(gpt2_lm_dir), domain_routing=False)
-    with caplog.at_level(logging.WARNING, logger="real_hub.reward"):
+    with caplog.at_level(logging.WARNING, logger="real_hub.drsow.reward"):
         out = Dataset.from_dict(PAIRS).map(reward, batched=True)
     assert reward.stats.template_fallbacks == 6
     assert sum("renders the conversation" in r.message for r in caplog.records) == 1

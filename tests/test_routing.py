@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from datasets.fingerprint import Hasher
 
-from real_hub.errors import ConfigError, RowError
-from real_hub.routing import (
+from real_hub.drsow.routing import (
     DOMAIN_EXAMPLES,
     DOMAIN_INSTRUCTIONS,
     DOMAINS,
@@ -19,6 +18,7 @@ from real_hub.routing import (
     last_user_turn,
     with_instruction,
 )
+from real_hub.errors import ConfigError, RowError
 
 
 def test_instructions_and_examples_cover_the_three_domains():

@@ -14,13 +14,8 @@ from datasets import Dataset, List, Value
 from datasets.fingerprint import Hasher
 
 from real_hub.errors import ColumnError, ConfigError, RowError
-from real_hub.select import (
-    BudgetReport,
-    PairSimilarity,
-    SelectPairs,
-    budget_filter,
-    select_pairs,
-)
+from real_hub.real.budget import BudgetReport, budget_filter
+from real_hub.real.select import PairSimilarity, SelectPairs, select_pairs
 
 DIMS = 6
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, Features, List, Value
 
-from real_hub.errors import ColumnError, ConfigError, FormatError, RowError
-from real_hub.shapes import (
+from real_hub.convert import (
     CANDIDATE_COLUMNS,
     PAIR_COLUMNS,
     SOURCES,
@@ -29,6 +28,7 @@ from real_hub.shapes import (
     to_trl,
     ultrafeedback_score,
 )
+from real_hub.errors import ColumnError, ConfigError, FormatError, RowError
 
 HH_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
 

@@ -11,7 +11,7 @@ from datasets import Dataset
 from space_helpers import HashEncoder, launched, save_synthetic
 
 from real_hub import EmbedResponses, load_demo, save_curated, select_pairs
-from real_hub.select import STRATEGIES
+from real_hub.real.select import STRATEGIES
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -45,7 +45,7 @@ def bad_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from real_hub.space import build_app
+    from real_hub.space.app import build_app
 
     app = build_app(None, labels_dir=tmp_path_factory.mktemp("labels"), encoder=HashEncoder(), scheduler=None)
     with launched(app) as url:

@@ -46,7 +46,7 @@ def labels_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(labels_dir):
-    from real_hub.space import build_app
+    from real_hub.space.app import build_app
 
     app = build_app(None, labels_dir=labels_dir, encoder=HashEncoder(), scheduler=None)
     with launched(app) as url:

@@ -17,7 +17,7 @@ from trl import DPOConfig, DPOTrainer
 
 from real_hub import ColumnError, ConfigError, save_curated, train_dpo
 from real_hub.cli.main import main
-from real_hub.train import REF_COLUMNS, dpo_trainer_class, scored_pair
+from real_hub.train.reference import REF_COLUMNS, dpo_trainer_class, scored_pair
 
 QA = [
     ("What is the capital of France?", "The capital of France is Paris.", "I do not know."),
@@ -69,7 +69,7 @@ def _config(tmp_path, **kwargs) -> DPOConfig:
 
 
 def _trl_input(rows: list[dict]) -> Dataset:
-    from real_hub.shapes import to_trl
+    from real_hub.convert import to_trl
 
     return to_trl(Dataset.from_list(rows).remove_columns("similarity"))
 
@@ -319,7 +319,7 @@ def test_cli_trains_and_writes_the_card(tmp_path, curated, gpt2_lm_dir, capsys):
 
 
 def test_card_metadata_names_only_hub_ids(tmp_path, curated, gpt2_lm_dir):
-    from real_hub.train import build_model_card
+    from real_hub.train.model_card import build_model_card
 
     card = build_model_card(base_model=str(gpt2_lm_dir), dataset=curated, training_args={}, metrics={})
     assert card.data.base_model is None and card.data.datasets is None

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..version import __version__
-from . import curate, demo, eval, space, train
+from . import curate, demo, evaluate, space, train
 
-COMMANDS = [demo, curate, eval, train, space]
+COMMANDS = [demo, curate, evaluate, train, space]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the app and serve it until interrupted."""
-    from ..space import launch
+    from ..space.app import launch
 
     launch(
         args.source,

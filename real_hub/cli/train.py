@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._utils import add_common_options, format_table
 
 if TYPE_CHECKING:
-    from ..train import TrainResult
+    from ..train.dpo import TrainResult
 
 EXAMPLES = """examples:
   real-hub train hh-real --config dissimilar --model HuggingFaceTB/SmolLM2-135M-Instruct --max-steps 200
@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
 
 def make_parser(subparsers: Any = None) -> argparse.ArgumentParser:
     """The ``train`` options: a parser of their own, or a sub-command of ``subparsers`` (the CLI's)."""
-    from ..train import PRECOMPUTE_REF
+    from ..train.dpo import PRECOMPUTE_REF
 
     kwargs: dict[str, Any] = {
         "description": "Train a causal LM with DPO (TRL) on a curated preference set; reference log-probs "
@@ -74,7 +74,7 @@ def make_parser(subparsers: Any = None) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace | None = None) -> TrainResult:
     """Run :func:`real_hub.train_dpo` with the parsed options (``sys.argv`` when ``args`` is None)."""
-    from ..train import train_dpo
+    from ..train.dpo import train_dpo
 
     if args is None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

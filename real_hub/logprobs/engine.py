@@ -196,4 +196,3 @@ def score_sequences(
         strategy=strategy,
         max_packed_length=max_packed_length,
     )
-

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import HubError
+from ..errors import HubError
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def build_model_card(
     """The model card: ``base_model``/``datasets`` metadata (Hub ids only), DPO tags, arguments, metrics."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    from .card import library_versions
+    from ..hub.dataset_card import library_versions
 
     data = ModelCardData(
         base_model=_hub_id(base_model),

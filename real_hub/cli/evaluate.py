@@ -65,15 +65,15 @@ def register(sub: Any) -> None:
 
 def load_data(data: list[str], split: str = "train", config: str | None = None) -> Any:
     """Load DATA as a ``datasets.Dataset`` (see :func:`real_hub.sources.load_source`)."""
-    from ..sources import load_source
+    from ..hub.sources import load_source
 
     return load_source(data if len(data) > 1 else data[0], split=split, config=config)
 
 
 def evaluate(dataset: Any, args: argparse.Namespace) -> tuple[Any, str]:
     """The report (accuracy or best-of-N, by the columns present) and its table."""
+    from ..drsow.evaluate import best_of_n, reward_accuracy
     from ..errors import ColumnError
-    from ..evaluate import best_of_n, reward_accuracy
 
     names = dataset.column_names
     if args.chosen_column in names or args.rejected_column in names:

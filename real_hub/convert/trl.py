@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..schema import PAIR_COLUMNS
 from ..validate import check_messages, require_columns, row_label
-from .features import PAIR_COLUMNS
 from .values import _append, _new_columns, _number, _pair_checks, _prompt, _source_id, _text
 
 _SCORE_COLUMNS = (("chosen_score", "rejected_score"), ("score_chosen", "score_rejected"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from .errors import FormatError, HubError
+from ..errors import FormatError, HubError
 
 logger = logging.getLogger(__name__)
 

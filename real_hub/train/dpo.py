@@ -41,22 +41,19 @@ The model card and the push live in :mod:`real_hub.model_card`; the ``real-hub t
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ColumnError, ConfigError
-from .logprobs import EncodedPair
-from .model_card import MODEL_TAGS as MODEL_TAGS  # re-exported: it was defined here
+from ..errors import ColumnError, ConfigError
 from .model_card import build_model_card, push_folder
+from .reference import REF_COLUMNS, dpo_trainer_class
 
 logger = logging.getLogger(__name__)
 
-REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 PRECOMPUTE_REF = ("engine", "trl", "dataset", "none")
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 _RESERVED = {"output_dir", "precompute_ref_log_probs", "hub_token", "push_to_hub", "hub_model_id"}
@@ -120,8 +117,8 @@ def load_preferences(data: Any, *, config: str | None = None, split: str = "trai
     """
     from datasets import Dataset, DatasetDict
 
-    from .shapes import to_trl
-    from .sources import load_source
+    from ..convert import to_trl
+    from ..hub.sources import load_source
 
     if isinstance(data, DatasetDict):
         if split not in data:
@@ -141,132 +138,11 @@ def load_preferences(data: Any, *, config: str | None = None, split: str = "trai
     return to_trl(data)
 
 
-def scored_pair(
-    prompt_ids: Sequence[int],
-    completion_ids: Sequence[int],
-    max_length: int | None,
-    truncation_mode: str = "keep_start",
-) -> EncodedPair | None:
-    """The (context, scored ids) that TRL's DPO collator and loss use for one completion.
-
-    The collator joins ``prompt_ids + completion_ids`` and cuts the sequence to ``max_length`` (keeping the
-    start or the end); the loss sums the log-probs of the completion positions after the first (position 0
-    has nothing to condition on). ``None`` when no completion token is scored (TRL's sum is then 0).
-    """
-    ids = list(prompt_ids) + list(completion_ids)
-    n_prompt = len(prompt_ids)
-    truncated = max_length is not None and len(ids) > max_length
-    if truncated:
-        if truncation_mode == "keep_start":
-            ids = ids[:max_length]
-        elif truncation_mode == "keep_end":
-            n_prompt = max(0, n_prompt - (len(ids) - max_length))
-            ids = ids[-max_length:]
-        else:
-            raise ConfigError(f"truncation_mode must be 'keep_start' or 'keep_end', got {truncation_mode!r}")
-    start = max(1, n_prompt)
-    if start >= len(ids):
-        return None
-    return EncodedPair(tuple(ids[:start]), tuple(ids[start:]), truncated)
-
-
-def engine_ref_logps(
-    model: Any,
-    dataset: Any,
-    *,
-    max_length: int | None,
-    truncation_mode: str = "keep_start",
-    batch_size: int = 16,
-) -> tuple[list[float], list[float]]:
-    """Reference log-probs of a dataset TRL has tokenized (``prompt_ids``/``chosen_ids``/``rejected_ids``).
-
-    Returns ``(ref_chosen_logps, ref_rejected_logps)``, summed over the tokens TRL scores (see
-    :func:`scored_pair`), computed with :func:`real_hub.logprobs.score_encoded` on ``model`` in eval mode.
-    """
-    from .logprobs import score_encoded
-
-    n = len(dataset)
-    pairs: list[EncodedPair | None] = []
-    for column in ("chosen_ids", "rejected_ids"):
-        for prompt, completion in zip(dataset["prompt_ids"], dataset[column], strict=True):
-            pairs.append(scored_pair(prompt, completion, max_length, truncation_mode))
-    scored = [p for p in pairs if p is not None]
-    was_training = model.training
-    model.eval()
-    try:
-        logp = iter(score_encoded(model, scored, batch_size=batch_size).logp.tolist())
-    finally:
-        model.train(was_training)
-    values = [next(logp) if p is not None else 0.0 for p in pairs]
-    return values[:n], values[n:]
-
-
-# ------------------------------------------------------------------------------------------------- trainer
-
-
-@functools.cache
-def dpo_trainer_class() -> type:
-    """TRL's ``DPOTrainer`` with reference log-probs from the engine or the data (built on first use).
-
-    The subclass takes one extra keyword, ``ref_logps`` (``"engine"``, ``"trl"`` or ``"dataset"``), and
-    overrides ``DPOTrainer._precompute_ref_logps(dataset, name, batch_size)``, which TRL 1.16 calls from
-    ``__init__`` (and ``evaluate``) with the tokenized train/eval set when ``precompute_ref_log_probs=True``.
-    """
-    from trl import DPOTrainer
-
-    class RealHubDPOTrainer(DPOTrainer):
-        """``DPOTrainer`` taking reference log-probs from the engine, the data, or TRL (``ref_logps``)."""
-
-        def __init__(self, *args: Any, ref_logps: str = "engine", **kwargs: Any) -> None:
-            if ref_logps not in ("engine", "trl", "dataset"):
-                raise ConfigError(f"ref_logps must be 'engine', 'trl' or 'dataset', got {ref_logps!r}")
-            self.ref_logps = ref_logps  # read by _precompute_ref_logps, which DPOTrainer.__init__ calls
-            super().__init__(*args, **kwargs)
-
-        def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
-            if len(dataset) == 0:  # TRL's pass would fail on torch.cat([]) with an obscure error
-                raise ConfigError(
-                    f"no {name} pair is left: every prompt alone fills max_length={self.args.max_length}; "
-                    "raise max_length"
-                )
-            present = set(REF_COLUMNS) & set(dataset.column_names)
-            if self.ref_logps == "dataset":
-                if len(present) < len(REF_COLUMNS):
-                    raise ColumnError.missing(
-                        REF_COLUMNS, dataset.column_names, hint="or use precompute_ref='engine'"
-                    )
-                logger.info("Using the reference log-probs of the %s data as they are", name)
-                return dataset
-            if present:
-                dataset = dataset.remove_columns(sorted(present))
-            if self.ref_logps == "trl":
-                return super()._precompute_ref_logps(dataset, name, batch_size)
-            if self.args.ld_alpha is not None:
-                raise ConfigError("ld_alpha weights reference log-probs per token; use precompute_ref='trl'")
-            logger.info(
-                "Computing reference log-probs of the %s data (%d pairs) with the engine", name, len(dataset)
-            )
-            model = self.accelerator.unwrap_model(self.ref_model or self.model)
-            kwargs = {
-                "max_length": self.args.max_length,
-                "truncation_mode": self.args.truncation_mode,
-                "batch_size": self.args.precompute_ref_batch_size or 16,
-            }
-            if self.ref_model is None and hasattr(model, "disable_adapter"):  # PEFT: reference = no adapters
-                with model.disable_adapter():
-                    chosen, rejected = engine_ref_logps(model.get_base_model(), dataset, **kwargs)
-            else:
-                chosen, rejected = engine_ref_logps(model, dataset, **kwargs)
-            return dataset.add_column(REF_COLUMNS[0], chosen).add_column(REF_COLUMNS[1], rejected)
-
-    return RealHubDPOTrainer
-
-
 # --------------------------------------------------------------------------------------------------- train
 
 
 def _load_model(name: str, *, revision: str | None, dtype: str | None, trust_remote_code: bool) -> Any:
-    from .models import read_causal_lm
+    from ..models import read_causal_lm
 
     return read_causal_lm(name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code)
 

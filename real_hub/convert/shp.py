@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import RowError
+from ..schema import CANDIDATE_COLUMNS
 from ..validate import row_label
-from .features import CANDIDATE_COLUMNS
 from .values import _append, _new_columns, _number, _text
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import gradio as gr
 
-from .annotate import (
+from ..errors import RealHubError
+from .annotation import (
     LABELS_DIR_ENV,
     LabelStore,
     a_is_chosen,
@@ -34,7 +35,6 @@ from .browse import (
     turns_html,
     word_diff,
 )
-from .errors import RealHubError
 
 logger = logging.getLogger(__name__)
 

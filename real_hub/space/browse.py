@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 
-from .card import Provenance, Statistics, library_versions, summarize
-from .errors import ConfigError
-from .validate import require_columns
+from ..errors import ConfigError
+from ..hub.dataset_card import Provenance, Statistics, library_versions, summarize
+from ..validate import require_columns
 
 logger = logging.getLogger(__name__)
 
@@ -393,7 +393,7 @@ def load_pair_source(source: str | Path | None = None, *, encoder: Any = None) -
     name = str(source).strip() if source is not None else ""
     if name in ("", DEMO):
         return _demo_source(encoder)
-    from .hub import card_configs, existing_card, load_curated
+    from ..hub.curated import card_configs, existing_card, load_curated
 
     path = Path(name).expanduser()
     if path.exists():
@@ -436,10 +436,10 @@ def _hub_card(repo_id: str) -> Any:
 
 
 def _demo_source(encoder: Any = None) -> PairSource:
-    from .demo import load_demo
-    from .embed import EmbedResponses
-    from .models import DEFAULT_EMBEDDER
-    from .select import STRATEGIES, select_pairs
+    from ..demo import load_demo
+    from ..models import DEFAULT_EMBEDDER
+    from ..real.embed import EmbedResponses
+    from ..real.select import STRATEGIES, select_pairs
 
     candidates = load_demo()
     embed = EmbedResponses(encoder if encoder is not None else DEFAULT_EMBEDDER)

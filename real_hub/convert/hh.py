@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError, RowError
+from ..schema import PAIR_COLUMNS
 from ..validate import row_label
-from .features import PAIR_COLUMNS
 from .values import _append, _new_columns, _pair_checks, _text
 
 _HH_MARKER = re.compile(r"(?:\A|\n\n)(Human|Assistant):(?: |\Z)")

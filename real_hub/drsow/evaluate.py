@@ -19,8 +19,8 @@ from typing import Any
 
 from datasets import Dataset
 
-from .errors import RowError
-from .validate import require_columns
+from ..errors import RowError
+from ..validate import require_columns
 
 logger = logging.getLogger(__name__)
 

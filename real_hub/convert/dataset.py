@@ -9,9 +9,7 @@ from typing import Any
 from datasets import Dataset, Features, List, Value
 
 from ..errors import ConfigError
-from ..validate import require_columns
-from .detect import _SCHEMAS, _resolve
-from .features import (
+from ..schema import (
     NOTES,
     SKIP,
     _message_feature,
@@ -20,6 +18,8 @@ from .features import (
     is_messages_feature,
     pair_features,
 )
+from ..validate import require_columns
+from .detect import _SCHEMAS, _resolve
 from .hh import hh_batch_to_pairs
 from .plain import candidates_batch_validate
 from .report import ConversionReport

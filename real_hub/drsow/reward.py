@@ -35,19 +35,11 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .errors import ColumnError, ConfigError, RowError
-from .logprobs import score_sequences
-from .models import load_causal_lm, pick_device
-from .processor import Processor, split_extra_args
-from .routing import (
-    DOMAIN_INSTRUCTIONS,
-    EmbeddingRouter,
-    Router,
-    check_routes,
-    last_user_turn,
-    with_instruction,
-)
-from .validate import (
+from ..errors import ColumnError, ConfigError, RowError
+from ..logprobs import score_sequences
+from ..models import load_causal_lm, pick_device
+from ..processor import Processor, split_extra_args
+from ..validate import (
     CANDIDATE_RESPONSE_COLUMN,
     PAIR_RESPONSE_COLUMNS,
     check_messages,
@@ -55,6 +47,14 @@ from .validate import (
     response_columns,
     response_text,
     row_label,
+)
+from .routing import (
+    DOMAIN_INSTRUCTIONS,
+    EmbeddingRouter,
+    Router,
+    check_routes,
+    last_user_turn,
+    with_instruction,
 )
 
 logger = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..errors import RowError
+from ..schema import CANDIDATE_COLUMNS
 from ..validate import describe, row_label
-from .features import CANDIDATE_COLUMNS
 from .values import _append, _is_empty, _new_columns, _number, _prompt, _source_id
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import RowError
+from ..schema import NOTES, SKIP
 from ..validate import check_messages, describe
-from .features import NOTES, SKIP
 
 
 def _text(value: Any, *, row: int | str, column: str) -> str:

@@ -36,12 +36,12 @@ import numpy as np
 import pyarrow.compute as pc
 from datasets import Dataset, Features, Value
 
-from .card import summarize
-from .columns import add_passthrough_features, column_names, is_scalar_column, python_column, raw_column
-from .errors import ColumnError, ConfigError, RowError
-from .processor import Processor
-from .select import row_key, splitmix64
-from .validate import check_text_list, require_columns, row_label
+from ..arrays import add_passthrough_features, column_names, is_scalar_column, python_column, raw_column
+from ..errors import ColumnError, ConfigError, RowError
+from ..hub.dataset_card import summarize
+from ..processor import Processor
+from ..real.select import row_key, splitmix64
+from ..validate import check_text_list, require_columns, row_label
 
 logger = logging.getLogger(__name__)
 

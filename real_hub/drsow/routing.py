@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, RowError
-from .models import DEFAULT_EMBEDDER, load_sentence_transformer
-from .processor import Processor
+from ..errors import ConfigError, RowError
+from ..models import DEFAULT_EMBEDDER, load_sentence_transformer
+from ..processor import Processor
 
 logger = logging.getLogger(__name__)
 

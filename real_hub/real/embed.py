@@ -1,130 +1,39 @@
-"""REAL's embeddings: ``EmbedResponses`` and its two backends.
+"""REAL's embeddings: the ``EmbedResponses`` processor.
 
 Responses are embedded on their own, without the prompt (REAL embeds the response only), and every
-vector is L2-normalised so that a dot product is the cosine similarity. Backends:
-
-- ``sentence-transformers`` (default, all-MiniLM-L6-v2): the model's sentence embedding;
-- ``causal-lm`` (the REAL paper's own choice): a causal LM's last-layer hidden states, mean-pooled
-  over the response's tokens (special tokens such as BOS are seen by the model but not pooled).
-
-Any object with an ``encode(texts) -> ndarray`` method and a ``dim`` attribute (the :class:`Encoder`
-protocol) can stand in for a model, which is how tests pass tiny ones.
+vector is L2-normalised so that a dot product is the cosine similarity. The backends (sentence-transformers,
+a causal LM's hidden states, or any :class:`~real_hub.real.encoders.Encoder`) live in ``encoders.py``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ColumnError, ConfigError, RowError
-from .models import (
+from ..errors import ColumnError, ConfigError, RowError
+from ..models import (
     DEFAULT_EMBEDDER,
     is_sentence_transformer,
     load_causal_lm,
     load_sentence_transformer,
     resolve_model,
 )
-from .processor import Processor, split_extra_args
-from .validate import (
+from ..processor import Processor, split_extra_args
+from ..validate import (
     CANDIDATE_RESPONSE_COLUMN,
-    PAIR_RESPONSE_COLUMNS,
     check_text,
     response_columns,
     response_text,
     row_label,
 )
+from .encoders import CausalLMEncoder, Encoder, SentenceTransformerEncoder
 
 logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "sentence-transformers", "causal-lm"]
-PAIR_COLUMNS = PAIR_RESPONSE_COLUMNS
-CANDIDATES_COLUMN = CANDIDATE_RESPONSE_COLUMN
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    """What ``EmbedResponses`` needs of a model: texts in, one vector per text out."""
-
-    dim: int
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Return a ``[len(texts), dim]`` array (need not be normalised)."""
-        ...
-
-
-class SentenceTransformerEncoder:
-    """A ``SentenceTransformer`` behind the :class:`Encoder` protocol."""
-
-    def __init__(self, model: Any, batch_size: int = 64) -> None:
-        self.model = model
-        self.batch_size = batch_size
-        dim = model.get_embedding_dimension()
-        self.dim = int(dim) if dim is not None else int(model.encode(["x"]).shape[1])
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` in one call (the model batches internally)."""
-        return np.asarray(
-            self.model.encode(
-                list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-            ),
-            dtype=np.float32,
-        )
-
-
-class CausalLMEncoder:
-    """Mean of a causal LM's last-layer hidden states over a response's own tokens."""
-
-    def __init__(
-        self, model: Any, tokenizer: Any, batch_size: int = 16, max_length: int | None = None
-    ) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.batch_size = batch_size
-        self.max_length = max_length
-        self.dim = int(model.config.hidden_size)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` in length-sorted batches; the result follows the input order."""
-        import torch
-
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        encoded = self.tokenizer(
-            list(texts),
-            add_special_tokens=True,
-            return_special_tokens_mask=True,
-            truncation=self.max_length is not None,
-            max_length=self.max_length,
-        )
-        lengths = [len(ids) for ids in encoded["input_ids"]]
-        order = np.argsort(lengths, kind="stable")[::-1]
-        body = self.model.base_model
-        device = next(self.model.parameters()).device
-        pad = self.tokenizer.pad_token_id
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = max(lengths[r] for r in rows)
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            attn = torch.zeros((len(rows), width), dtype=torch.long)
-            pool = torch.zeros((len(rows), width), dtype=torch.float32)
-            for k, r in enumerate(rows):
-                n = lengths[r]
-                ids[k, :n] = torch.tensor(encoded["input_ids"][r])
-                attn[k, :n] = 1
-                pool[k, :n] = 1.0 - torch.tensor(encoded["special_tokens_mask"][r], dtype=torch.float32)
-            if bool((pool.sum(1) == 0).any()):
-                bad = int(rows[int((pool.sum(1) == 0).nonzero()[0])])
-                raise RowError(f"the response has no tokens besides special tokens: {texts[bad]!r}")
-            with torch.inference_mode():
-                hidden = body(input_ids=ids.to(device), attention_mask=attn.to(device)).last_hidden_state
-            hidden = hidden.float().cpu()
-            mean = (hidden * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
-            out[rows] = mean.numpy()
-        return out
 
 
 class EmbedResponses(Processor):
@@ -203,7 +112,7 @@ class EmbedResponses(Processor):
         return self._encoders[rank]
 
     def _load(self, rank: int | None) -> Encoder:
-        from .models import pick_device
+        from ..models import pick_device
 
         assert isinstance(self.model, str)
         device = pick_device(self.device, rank)
@@ -254,7 +163,7 @@ class EmbedResponses(Processor):
         out = Features(dict(features))
         for col in self.input_columns(list(features)):
             vec = List(value, length=self.dim)
-            out[f"{col}_embedding"] = List(vec) if col == CANDIDATES_COLUMN else vec
+            out[f"{col}_embedding"] = List(vec) if col == CANDIDATE_RESPONSE_COLUMN else vec
         return out
 
     # -- the map function ------------------------------------------------------------------------
@@ -266,7 +175,7 @@ class EmbedResponses(Processor):
         plan: dict[str, Any] = {}
         for col in columns:
             values = batch[col]
-            if col == CANDIDATES_COLUMN:
+            if col == CANDIDATE_RESPONSE_COLUMN:
                 rows = []
                 for i, row in enumerate(values):
                     if row is None or isinstance(row, str) or not hasattr(row, "__len__"):

@@ -23,8 +23,8 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, load_dataset
 from huggingface_hub import DatasetCard
 
-from .card import Provenance, Statistics, build_card, read_metadata
-from .errors import ConfigError, FormatError, HubError
+from ..errors import ConfigError, FormatError, HubError
+from .dataset_card import Provenance, Statistics, build_card, read_metadata
 
 logger = logging.getLogger(__name__)
 

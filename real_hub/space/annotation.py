@@ -26,7 +26,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from .errors import ConfigError, FormatError
+from ..errors import ConfigError, FormatError
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datasets import Dataset
 
 from ..errors import ConfigError, FormatError
-from .features import is_messages_feature
+from ..schema import is_messages_feature
 
 SOURCES = ("hh", "trl", "shp", "ultrafeedback", "candidates")
 PAIR_SOURCES = ("hh", "trl")

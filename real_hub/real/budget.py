@@ -1,0 +1,107 @@
+"""REAL on pairwise data: keep the given share of pairs, chosen over the whole dataset by similarity."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+
+from ..arrays import arrow_null_row, as_arrow
+from ..errors import ColumnError, ConfigError, RowError
+from .select import PairSimilarity, resolve_strategy
+
+logger = logging.getLogger(__name__)
+
+
+def _summary(values: np.ndarray) -> dict[str, float] | None:
+    if len(values) == 0:
+        return None
+    return {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
+
+
+@dataclass
+class BudgetReport:
+    """What :func:`budget_filter` kept: the share of pairs left to annotate and their similarities."""
+
+    strategy: str
+    budget: float
+    pairs_in: int
+    pairs_kept: int
+    kept_similarity: dict[str, float] | None
+    dropped_similarity: dict[str, float] | None
+    seed: int = 0
+
+    @property
+    def annotation_saved(self) -> float:
+        """Share of pairs not kept (not sent to annotation): ``1 - budget`` up to rounding."""
+        return 1.0 - self.pairs_kept / self.pairs_in if self.pairs_in else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary, ``annotation_saved`` included."""
+        return {**asdict(self), "annotation_saved": self.annotation_saved}
+
+
+def budget_filter(
+    dataset: Dataset,
+    budget: float,
+    strategy: str = "dissimilar",
+    *,
+    similarity_column: str = "similarity",
+    seed: int = 0,
+) -> tuple[Dataset, BudgetReport]:
+    """Keep ``round(budget * len(dataset))`` pairs of a pairwise dataset, chosen over the whole dataset.
+
+    ``dissimilar`` keeps the lowest similarities (REAL on HH-RLHF), ``similar`` the highest (ties by
+    row index), ``random`` a sample drawn with ``numpy.random.default_rng(seed)``. Kept rows stay in
+    their original order. Without ``similarity_column`` but with ``chosen_embedding`` and
+    ``rejected_embedding``, the similarity is computed with :class:`PairSimilarity` first (and kept).
+    """
+    name = resolve_strategy(strategy, ("dissimilar", "similar", "random"))
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 1:
+        raise ConfigError(f"budget must be a fraction in (0, 1] of the pairs to keep, got {budget!r}")
+    if similarity_column not in dataset.column_names:
+        embeddings = ["chosen_embedding", "rejected_embedding"]
+        if all(c in dataset.column_names for c in embeddings):
+            scorer = PairSimilarity(*embeddings, output_column=similarity_column)
+            dataset = dataset.map(scorer, batched=True, desc="Pair similarity")
+        else:
+            raise ColumnError.missing(
+                similarity_column,
+                dataset.column_names,
+                hint="add it with PairSimilarity, or embed chosen and rejected into chosen_embedding and"
+                " rejected_embedding",
+            )
+    column = dataset.with_format("arrow")[similarity_column]
+    if column.null_count:
+        raise arrow_null_row(as_arrow(column), similarity_column, range(len(column)), "a similarity")
+    sims = column.to_numpy().astype(np.float64)
+    if np.isnan(sims).any():
+        first = int(np.flatnonzero(np.isnan(sims))[0])
+        raise RowError("expected a similarity, found NaN", row=first, column=similarity_column)
+    n = len(sims)
+    k = round(budget * n)
+    if name == "random":
+        chosen = np.random.default_rng(seed).choice(n, size=k, replace=False)
+    else:
+        chosen = np.argsort(sims if name == "dissimilar" else -sims, kind="stable")[:k]
+    kept = np.sort(chosen)
+    mask = np.zeros(n, dtype=bool)
+    mask[kept] = True
+    if k == 0 and n:
+        logger.warning("budget %s of %d pairs keeps none (round(%s))", budget, n, budget * n)
+    report = BudgetReport(
+        strategy=name,
+        budget=float(budget),
+        pairs_in=n,
+        pairs_kept=k,
+        kept_similarity=_summary(sims[mask]),
+        dropped_similarity=_summary(sims[~mask]),
+        seed=seed,
+    )
+    return dataset.select(kept), report
+
+
+__all__ = ["BudgetReport", "budget_filter"]
