@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,13 @@ from datasets import Dataset
 from real_hub import DensityRatioReward, score_sequences, to_pairs, train_dpo
 from real_hub.logprobs import encode_pairs
 
-HH_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
+# ../shared relative to the repository root; REAL_HUB_HH_FILE points elsewhere (e.g. from a git worktree)
+HH_FILE = Path(
+    os.environ.get(
+        "REAL_HUB_HH_FILE",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz",
+    )
+)
 LOG2 = math.log(2.0)
 
 QA = [
@@ -63,6 +70,7 @@ def test_bf16_training_starts_at_log2_with_engine_reference(llama_lm, tmp_path, 
     assert result.metrics["rewards/chosen"] == pytest.approx(0.0, abs=1e-4)
     assert result.metrics["rewards/rejected"] == pytest.approx(0.0, abs=1e-4)
     assert result.training_args["bf16"] is True
+    assert result.ref_logps_source == "trl"  # the reference is computed at the policy's precision
 
 
 # ---------------------------------------------------------------------------------- HH text round trip
