@@ -53,7 +53,9 @@ def test_bf16_training_starts_at_log2_with_engine_reference(llama_lm, tmp_path, 
     if conversational:
         rows = [{"prompt": [{"role": "user", "content": q}], "chosen": c, "rejected": r} for q, c, r in QA]
     else:
-        rows = [{"prompt": f"Human: {q} Assistant:", "chosen": f" {c}", "rejected": f" {r}"} for q, c, r in QA]
+        rows = [
+            {"prompt": f"Human: {q} Assistant:", "chosen": f" {c}", "rejected": f" {r}"} for q, c, r in QA
+        ]
     result = train_dpo(
         Dataset.from_list(rows),
         model,
@@ -128,7 +130,7 @@ def test_encode_pairs_keeps_the_given_prefix_and_cuts_the_oldest_tokens_after_it
     prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert prompt.startswith(system_text)
     (full,) = encode_pairs(tok, [prompt], [RESPONSE])
-    system_ids = tok(system_text)["input_ids"]
+    system_ids = tok(system_text, add_special_tokens=False)["input_ids"]  # the template renders BOS
     assert list(full.context[: len(system_ids)]) == system_ids  # BOS + the system turn
     max_length = len(system_ids) + 20 + len(full.response)
     (cut,) = encode_pairs(tok, [prompt], [RESPONSE], max_length=max_length, keep_prefixes=[system_text])
@@ -146,12 +148,20 @@ def test_score_sequences_counts_the_tokens_cut(llama_lm):
     model, tok = llama_lm
     system_text = tok.apply_chat_template([{"role": "system", "content": SYSTEM}], tokenize=False)
     prompt = tok.apply_chat_template(
-        [{"role": "system", "content": SYSTEM}, *OLD_TURNS, *RECENT], tokenize=False, add_generation_prompt=True
+        [{"role": "system", "content": SYSTEM}, *OLD_TURNS, *RECENT],
+        tokenize=False,
+        add_generation_prompt=True,
     )
     (full,) = encode_pairs(tok, [prompt], [RESPONSE])
     n = len(full.context) + len(full.response)
-    scores = score_sequences(model, tok, [prompt, prompt], [RESPONSE, RESPONSE], max_length=n - 7,
-                             keep_prefixes=[system_text, None])
+    scores = score_sequences(
+        model,
+        tok,
+        [prompt, prompt],
+        [RESPONSE, RESPONSE],
+        max_length=n - 7,
+        keep_prefixes=[system_text, None],
+    )
     assert scores.truncated.tolist() == [True, True]
     assert scores.tokens_cut.tolist() == [7, 7]
 
@@ -179,15 +189,17 @@ def test_routed_instruction_survives_truncation_and_the_cut_is_counted(llama_lm_
     model, tok = load_causal_lm(str(llama_lm_dir))
     messages = [{"role": "system", "content": SYSTEM}, *OLD_TURNS, *RECENT]
     prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    (full,) = encode_pairs(tok, [prompt], [RESPONSE])
+    response_text = tok.apply_chat_template(
+        [*messages, {"role": "assistant", "content": RESPONSE}], tokenize=False
+    )[len(prompt) :]
+    (full,) = encode_pairs(tok, [prompt], [response_text])
     max_length = len(full.context) + len(full.response) - 30  # cuts into the old turns, not the system turn
 
     scored, reward = _routed(llama_lm_dir, SYSTEM, max_length)
     system_text = tok.apply_chat_template([{"role": "system", "content": SYSTEM}], tokenize=False)
-    response_text = tok.apply_chat_template(
-        [*messages, {"role": "assistant", "content": RESPONSE}], tokenize=False
-    )[len(prompt) :]
-    (expected,) = encode_pairs(tok, [prompt], [response_text], max_length=max_length, keep_prefixes=[system_text])
+    (expected,) = encode_pairs(
+        tok, [prompt], [response_text], max_length=max_length, keep_prefixes=[system_text]
+    )
     assert expected.tokens_cut == 30
     from real_hub.logprobs import score_encoded
 
