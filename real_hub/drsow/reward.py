@@ -423,8 +423,8 @@ class DensityRatioReward(Processor):
             self._stats.tokens_cut += int(strong.tokens_cut.sum() + weak.tokens_cut.sum())
             self._warn_once(
                 "truncated",
-                "DensityRatioReward: responses were cut to max_length=%s, keeping the system turn and cutting "
-                "the oldest turns after it (counted in stats.truncated and stats.tokens_cut)",
+                "DensityRatioReward: responses were cut to max_length=%s, keeping the system turn and "
+                "cutting the oldest turns after it (counted in stats.truncated and stats.tokens_cut)",
                 self.max_length,
             )
         self._stats.rows += n

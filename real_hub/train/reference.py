@@ -120,11 +120,12 @@ def dpo_trainer_class() -> type:
             if self.ref_logps == "trl":
                 return super()._precompute_ref_logps(dataset, name, batch_size)
             if self.args.bf16 or self.args.fp16:
-                # The policy's log-probs come from TRL's forward under mixed-precision autocast; the reference
-                # must be computed the same way, or the loss starts away from log 2 (the engine scores in fp32).
+                # The policy's log-probs come from TRL's forward under mixed-precision autocast; the
+                # reference must be computed the same way, or the loss starts away from log 2 (the engine
+                # scores in fp32).
                 logger.info(
-                    "Computing reference log-probs of the %s data with TRL's pass: training runs in %s and the "
-                    "reference must match the policy's precision",
+                    "Computing reference log-probs of the %s data with TRL's pass: training runs in %s and "
+                    "the reference must match the policy's precision",
                     name,
                     "bf16" if self.args.bf16 else "fp16",
                 )
