@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -63,7 +62,11 @@ logger = logging.getLogger("reproduce")
 # The papers' own figures, quoted beside ours in RESULTS.md (sources in experiments/README.md).
 PAPER_FIGURES = [
     ("REAL", "annotation saved at equal or better DPO quality (dissimilar pairs)", "up to 65%"),
-    ("REAL", "dissimilar (easy) pairs vs similar (hard) pairs on HH-RLHF", "dissimilar better (margin, win rate)"),
+    (
+        "REAL",
+        "dissimilar (easy) pairs vs similar (hard) pairs on HH-RLHF",
+        "dissimilar better (margin, win rate)",
+    ),
     ("Dr.SoW", "RewardBench accuracy, Mistral-7B DPO over its SFT parent, routed instructions", "82.6"),
     ("Dr.SoW", "RewardBench Safety accuracy, same pair", "91.0"),
     ("Dr.SoW", "gain from the routed domain instructions (RewardBench points)", "about +4"),
@@ -96,8 +99,8 @@ class Settings:
 
 
 FULL = Settings("full", None, None, 512, 3, False, 5e-7, batch_size=8)
-SMALL = Settings("small", 192, 96, 128, 1, True, 1e-4)
-DRY = Settings("small-dry-run", 16, 12, 200, 1, True, 1e-3, bootstrap=200)
+SMALL = Settings("small", 48, 48, 80, 1, True, 2e-4)
+DRY = Settings("small-dry-run", 8, 8, 200, 1, True, 1e-3, bootstrap=200)
 
 
 # ------------------------------------------------------------------------------------------------ cache
@@ -198,7 +201,7 @@ def load_pairs(path: Path) -> tuple[Any, dict[str, Any]]:
 
 def render_pairs(tokenizer: Any, pairs: Any) -> tuple[list[str], list[str], list[str]]:
     """The policy's chat rendering: prompt text, chosen and rejected continuations (end-of-turn included)."""
-    from real_hub.reward import render
+    from real_hub.drsow.reward import render
 
     prompts, chosen, rejected = [], [], []
     for row in pairs:
@@ -317,11 +320,12 @@ def embed_step(run: Run) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
     for name, make in embedders.items():
 
-        def compute(make: Callable[[], Any] = make) -> dict[str, list[float]]:
+        def compute(make: Callable[[], Any] = make, name: str = name) -> dict[str, list[float]]:
             embed, result = make(), {}
             for part in ("train", "eval"):
                 data = run.subset(part).select_columns(["chosen", "rejected"])
-                data = data.map(embed, batched=True, batch_size=64, desc=f"Embedding {part} ({name})")
+                desc = f"Embedding {part} ({name})"
+                data = data.map(embed, batched=True, batch_size=64, desc=desc)
                 data = data.map(PairSimilarity(), batched=True, desc="Pair similarity")
                 result[part] = [float(x) for x in data["similarity"]]
             return result
@@ -410,7 +414,12 @@ def score_step(run: Run, name: str, model_dir: Path | None) -> dict[str, list[fl
             show_progress=True,
         )
         n = len(prompts)
-        return {"chosen": both.logp[:n].tolist(), "rejected": both.logp[n:].tolist()}
+        return {
+            "chosen": both.logp[:n].tolist(),
+            "rejected": both.logp[n:].tolist(),
+            "chosen_tokens": both.n_tokens[:n].tolist(),
+            "rejected_tokens": both.n_tokens[n:].tolist(),
+        }
 
     return run.cache.json(f"logps/{name}", compute)
 
@@ -422,9 +431,22 @@ def implicit_rewards(run: Run, policy: dict[str, list[float]], ref: dict[str, li
     return run.s.beta * (c - r)
 
 
-def drsow_step(run: Run, strong: Path, routing: bool) -> dict[str, Any]:
-    """Dr.SoW rewards of the eval pairs (strong = DPO on all pairs, weak = SFT), with or without routing."""
+def drsow_off(strong: dict[str, list[float]], weak: dict[str, list[float]]) -> dict[str, Any]:
+    """Dr.SoW without routing, from the eval log-probs of section 1 (the same rendering and engine)."""
+    out: dict[str, Any] = {"truncated": 0}
+    for side in ("chosen", "rejected"):
+        out[f"{side}_logp_strong"] = strong[side]
+        out[f"{side}_logp_weak"] = weak[side]
+        out[f"{side}_tokens"] = strong[f"{side}_tokens"]
+        out[f"{side}_tokens_weak"] = weak[f"{side}_tokens"]
+    return out
+
+
+def drsow_step(run: Run, strong: Path) -> dict[str, Any]:
+    """Dr.SoW rewards of the eval pairs with routing (strong = DPO on all pairs, weak = SFT)."""
     from real_hub import DensityRatioReward, KeywordRouter
+
+    routing = True
 
     def compute() -> dict[str, Any]:
         strong_dir = strong
@@ -435,16 +457,26 @@ def drsow_step(run: Run, strong: Path, routing: bool) -> dict[str, Any]:
                 model.save_pretrained(merged)
                 tokenizer.save_pretrained(merged)
             strong_dir = merged
-        options: dict[str, Any] = {"normalize": "sum", "domain_routing": routing, "batch_size": run.s.score_batch_size}
+        options: dict[str, Any] = {
+            "normalize": "sum",
+            "domain_routing": routing,
+            "batch_size": run.s.score_batch_size,
+        }
         if routing and run.dry_run:
             options["router"] = KeywordRouter()
         reward = DensityRatioReward(str(strong_dir), str(run.sft), **options)
         data = run.subset("eval").select_columns(["prompt", "chosen", "rejected"])
-        scored = data.map(reward, batched=True, batch_size=32, desc=f"Dr.SoW (routing {'on' if routing else 'off'})")
-        keep = [c for c in scored.column_names if c.endswith(("_logp_strong", "_logp_weak", "_tokens", "_tokens_weak", "_reward"))]
-        result = {c: scored[c] for c in keep}
+        scored = data.map(
+            reward, batched=True, batch_size=32, desc=f"Dr.SoW (routing {'on' if routing else 'off'})"
+        )
+        keep = [
+            c
+            for c in scored.column_names
+            if c.endswith(("_logp_strong", "_logp_weak", "_tokens", "_tokens_weak", "_reward"))
+        ]
+        result = {c: list(scored[c]) for c in keep}
         if routing:
-            result["domain"] = scored["domain"]
+            result["domain"] = list(scored["domain"])
         result["truncated"] = reward.stats.truncated
         return result
 
@@ -458,7 +490,16 @@ def versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("real-hub", "torch", "transformers", "trl", "datasets", "peft", "sentence-transformers", "numpy"):
+    for pkg in (
+        "real-hub",
+        "torch",
+        "transformers",
+        "trl",
+        "datasets",
+        "peft",
+        "sentence-transformers",
+        "numpy",
+    ):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -481,7 +522,10 @@ def plot_strategies(path: Path, rows: list[dict[str, Any]]) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     names = [r["set"] for r in rows]
-    for ax, key, title in ((axes[0], "accuracy", "implicit-reward accuracy"), (axes[1], "margin", "mean margin")):
+    for ax, key, title in (
+        (axes[0], "accuracy", "implicit-reward accuracy"),
+        (axes[1], "margin", "mean margin"),
+    ):
         points = np.array([r[key][0] for r in rows])
         err = np.array([[r[key][0] - r[key][1] for r in rows], [r[key][2] - r[key][0] for r in rows]])
         ax.bar(range(len(rows)), points, yerr=err, capsize=3, color="#4c72b0")
@@ -504,7 +548,12 @@ def plot_deciles(path: Path, deciles: dict[str, list[dict[str, Any]]]) -> None:
     for name, rows in deciles.items():
         x = [r["mean_similarity"] for r in rows]
         y = np.array([r["agreement"][0] for r in rows])
-        err = np.array([[r["agreement"][0] - r["agreement"][1] for r in rows], [r["agreement"][2] - r["agreement"][0] for r in rows]])
+        err = np.array(
+            [
+                [r["agreement"][0] - r["agreement"][1] for r in rows],
+                [r["agreement"][2] - r["agreement"][0] for r in rows],
+            ]
+        )
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
     ax.set_xlabel("pair cosine similarity (decile mean)")
     ax.set_ylabel("human label = Dr.SoW label")
@@ -544,11 +593,20 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--small", action="store_true", help="the 2-core CPU setting (about an hour)")
     parser.add_argument("--dry-run", action="store_true", help="tiny random models and a handful of pairs")
-    parser.add_argument("--output-dir", type=Path, default=None, help="cache folder (default experiments/output-<setting>)")
-    parser.add_argument("--results", type=Path, default=None, help="RESULTS.md to write (default experiments/RESULTS.md; dry run: in --output-dir)")
+    parser.add_argument(
+        "--output-dir", type=Path, default=None, help="cache folder (default experiments/output-<setting>)"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="RESULTS.md to write (default experiments/RESULTS.md; dry run: in --output-dir)",
+    )
     parser.add_argument("--data", type=Path, default=HH_FILE, help="HH-RLHF jsonl(.gz)")
     parser.add_argument("--n-train", type=int, default=None, help="override: train pairs drawn")
     parser.add_argument("--n-eval", type=int, default=None, help="override: eval pairs drawn")
@@ -604,7 +662,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 1. data and split
     run.pairs, conversion = load_pairs(args.data)
     run.split = cache.json("split", lambda: make_split(run.pairs, run.tokenizer, s))
-    logger.info("split: %d train pairs, %d eval pairs", len(run.split["train_rows"]), len(run.split["eval_rows"]))
+    logger.info(
+        "split: %d train pairs, %d eval pairs", len(run.split["train_rows"]), len(run.split["eval_rows"])
+    )
 
     # 2. embeddings
     sims = embed_step(run)
@@ -616,18 +676,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     evals: dict[str, list[np.ndarray]] = {}
     models: dict[str, list[Path]] = {}
-    jobs = [(name, seed) for name in sets for seed in range(s.seeds)]
+    first = ["all", "dissimilar-50-minilm", "similar-50-minilm", "random-50"]
+    names = first + [n for n in sets if n not in first]
+    jobs = [(name, seed) for name in names for seed in range(s.seeds)]
     for name, seed in tqdm(jobs, desc="DPO models (train + eval)", unit="model"):
         folder = train_step(run, name, sets[name]["rows"], seed)
         models.setdefault(name, []).append(folder)
-        evals.setdefault(name, []).append(implicit_rewards(run, score_step(run, f"{name}-seed{seed}", folder), ref))
+        evals.setdefault(name, []).append(
+            implicit_rewards(run, score_step(run, f"{name}-seed{seed}", folder), ref)
+        )
 
     # 5. Dr.SoW
-    drsow = {routing: drsow_step(run, models["all"][0], routing) for routing in (False, True)}
+    drsow = {
+        False: drsow_off(score_step(run, "all-seed0", models["all"][0]), ref),
+        True: drsow_step(run, models["all"][0]),
+    }
 
     elapsed = time.time() - started
     load_after = os.getloadavg()
-    report = write_results(run, results, sets, evals, drsow, sims, conversion, args, elapsed, load_before, load_after)
+    report = write_results(
+        run, results, sets, evals, drsow, sims, conversion, args, elapsed, load_before, load_after
+    )
     (out / "cache_report.json").write_text(json.dumps(cache.report(), indent=1))
     logger.info("cache: %d hits, %d computed; wrote %s", len(cache.hits), len(cache.computed), results)
     (out / "summary.json").write_text(json.dumps(report, indent=1))
@@ -686,7 +755,9 @@ def write_results(
             strong = np.array(result[f"{side}_logp_strong"])
             weak = np.array(result[f"{side}_logp_weak"])
             out[f"{side}_sum"] = strong - weak
-            out[f"{side}_mean"] = strong / np.array(result[f"{side}_tokens"]) - weak / np.array(result[f"{side}_tokens_weak"])
+            out[f"{side}_mean"] = strong / np.array(result[f"{side}_tokens"]) - weak / np.array(
+                result[f"{side}_tokens_weak"]
+            )
             out[f"{side}_ll_sum"] = weak
             out[f"{side}_ll_mean"] = weak / np.array(result[f"{side}_tokens_weak"])
         return out
@@ -698,7 +769,12 @@ def write_results(
         for norm in ("sum", "mean"):
             d = m[f"chosen_{norm}"] - m[f"rejected_{norm}"]
             diffs[f"drsow-{norm}-routing-{'on' if routing else 'off'}"] = d
-            dr_rows.append((f"Dr.SoW ({norm}), routing {'on' if routing else 'off'}", fmt_ci(*bootstrap_ci([d], acc, nb))))
+            dr_rows.append(
+                (
+                    f"Dr.SoW ({norm}), routing {'on' if routing else 'off'}",
+                    fmt_ci(*bootstrap_ci([d], acc, nb)),
+                )
+            )
     m = dr_metrics(drsow[False])
     for norm in ("sum", "mean"):
         d = m[f"chosen_ll_{norm}"] - m[f"rejected_ll_{norm}"]
@@ -748,7 +824,10 @@ def write_results(
 
     # Verdicts (computed, never typed)
     def better(a: str, b: str, key: str) -> bool:
-        return next(r for r in strategy_rows if r["set"] == a)[key][0] > next(r for r in strategy_rows if r["set"] == b)[key][0]
+        return (
+            next(r for r in strategy_rows if r["set"] == a)[key][0]
+            > next(r for r in strategy_rows if r["set"] == b)[key][0]
+        )
 
     def separated(a: str, b: str, key: str) -> bool:
         ra = next(r for r in strategy_rows if r["set"] == a)[key]
@@ -766,14 +845,21 @@ def write_results(
     dr_best = bootstrap_ci([diffs["drsow-sum-routing-on"]], acc, nb)
     ll_best = max(bootstrap_ci([diffs[f"loglik-{n}"]], acc, nb)[0] for n in ("sum", "mean"))
     budget_acc = [r["accuracy"][0] for r in budget_rows]
+    routing_gain = 100 * (acc(diffs["drsow-sum-routing-on"]) - acc(diffs["drsow-sum-routing-off"]))
 
-    setting = "SMALL setting" + (" (DRY RUN: tiny random models, not a measurement)" if run.dry_run else "") if s.name != "full" else "full setting"
+    command = " ".join(shlex.quote(a) for a in ["python", "experiments/reproduce.py", *sys.argv[1:]])
+    setting = (
+        "SMALL setting" + (" (DRY RUN: tiny random models, not a measurement)" if run.dry_run else "")
+        if s.name != "full"
+        else "full setting"
+    )
     lines = [
         f"# Reproducing REAL and Dr.SoW with real-hub: {setting}",
         "",
         f"Written by `experiments/reproduce.py`; nothing here is typed by hand. **This is the {setting}**"
         + (
-            f": {n_train} train and {n_eval} eval pairs whose rendered prompt + response fits {s.max_tokens} tokens, "
+            f": {n_train} train and {n_eval} eval pairs whose rendered prompt + response fits "
+            f"{s.max_tokens} tokens, "
             f"{s.seeds} seed(s), {'LoRA' if s.lora else 'full fine-tuning'}; intervals are wide and "
             "differences small at this scale."
             if s.name != "full"
@@ -782,22 +868,26 @@ def write_results(
         "",
         "## Run",
         "",
-        f"- Command: `{' '.join(shlex.quote(a) for a in ['python', 'experiments/reproduce.py', *sys.argv[1:]])}`",
+        f"- Command: `{command}`",
         f"- Data: `{args.data.name}` (HH-RLHF harmless-base test): {conversion['rows_in']} rows -> "
-        f"{conversion['rows_out']} pairs (skipped: {conversion['skipped']}); {run.split['prompts']} distinct prompts, "
+        f"{conversion['rows_out']} pairs (skipped: {conversion['skipped']}); {run.split['prompts']} distinct "
+        "prompts, "
         f"split by prompt {1 - s.eval_fraction:.0%}/{s.eval_fraction:.0%} (seed {s.split_seed}); "
-        f"{run.split['pairs_fitting']} pairs fit {s.max_tokens} tokens; drawn: {n_train} train, {n_eval} eval "
+        f"{run.split['pairs_fitting']} pairs fit {s.max_tokens} tokens; drawn: {n_train} train, "
+        f"{n_eval} eval "
         "(row ids in `split.json`).",
         f"- Policy / SFT parent: `{s.policy}`{' (tiny random Llama in the dry run)' if run.dry_run else ''}; "
         f"embedders: `{s.sentence_embedder}` (minilm) and the policy's last hidden states (causal-lm).",
-        f"- DPO (`real_hub.train_dpo`, TRL): beta {s.beta}, learning rate {s.learning_rate}, batch {s.batch_size}, "
-        f"{s.epochs} epoch (50% sets: {steps['dissimilar-50-minilm']} optimizer steps each; all pairs: {steps['all']}), "
+        f"- DPO (`real_hub.train_dpo`, TRL): beta {s.beta}, learning rate {s.learning_rate}, "
+        f"batch {s.batch_size}, {s.epochs} epoch (50% sets: {steps['dissimilar-50-minilm']} optimizer steps "
+        f"each; all pairs: {steps['all']}), "
         f"max length {s.max_tokens}, {'LoRA r=16 alpha=32 all-linear' if s.lora else 'full fine-tuning'}, "
         "reference log-probs from real-hub's engine.",
         f"- Versions: {', '.join(f'{k} {v}' for k, v in versions().items())}",
         f"- Hardware: {hardware()}",
-        f"- Run time: {elapsed / 60:.1f} min (this invocation; cached steps are not recomputed). Load average "
-        f"before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min), on a machine shared with other jobs.",
+        f"- Run time: {elapsed / 60:.1f} min (this invocation; cached steps are not recomputed). "
+        f"Load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min), on a machine shared "
+        "with other jobs.",
         "",
         "## 1. REAL on HH: DPO on each selection, held-out implicit reward",
         "",
@@ -807,7 +897,16 @@ def write_results(
         "",
         md_table(
             ["training set", "pairs", "steps", "accuracy [95% CI]", "margin [95% CI]"],
-            [(r["set"], r["pairs"], steps[r["set"]], fmt_ci(*r["accuracy"]), fmt_ci(*r["margin"], digits=4)) for r in strategy_rows],
+            [
+                (
+                    r["set"],
+                    r["pairs"],
+                    steps[r["set"]],
+                    fmt_ci(*r["accuracy"]),
+                    fmt_ci(*r["margin"], digits=4),
+                )
+                for r in strategy_rows
+            ],
         ),
         "",
         "![accuracy and margin by strategy](plots/strategies.png)",
@@ -815,7 +914,8 @@ def write_results(
         "## 2. Label noise against similarity",
         "",
         "Agreement between the human label and the Dr.SoW label (sum, routing on) on the eval pairs, by "
-        "similarity decile, and the least-squares slope of agreement on similarity (95% bootstrap intervals).",
+        "similarity decile, and the least-squares slope of agreement on similarity (95% bootstrap "
+        "intervals).",
         "",
     ]
     for name, rows in deciles.items():
@@ -824,7 +924,10 @@ def write_results(
             "",
             md_table(
                 ["decile", "pairs", "mean similarity", "agreement [95% CI]"],
-                [(r["decile"], r["pairs"], f"{r['mean_similarity']:.3f}", fmt_ci(*r["agreement"])) for r in rows],
+                [
+                    (r["decile"], r["pairs"], f"{r['mean_similarity']:.3f}", fmt_ci(*r["agreement"]))
+                    for r in rows
+                ],
             ),
             "",
         ]
@@ -835,7 +938,8 @@ def write_results(
         "",
         f"Strong = the DPO model trained on all {n_train} train pairs (seed 0), weak = its SFT parent; "
         f"{n_eval} eval pairs; accuracy RewardBench-style (a tie is wrong), 95% bootstrap intervals. "
-        f"Routed domains: {domain_counts}. Responses cut by max_length: {drsow[True]['truncated']} (routing on).",
+        f"Routed domains: {domain_counts}. Responses cut by max_length: {drsow[True]['truncated']} "
+        "(routing on).",
         "",
         md_table(["reward", "accuracy [95% CI]"], dr_rows),
         "",
@@ -843,7 +947,10 @@ def write_results(
         "",
         md_table(
             ["budget", "pairs", "accuracy [95% CI]", "margin [95% CI]"],
-            [(f"{r['budget']:.0%}", r["pairs"], fmt_ci(*r["accuracy"]), fmt_ci(*r["margin"], digits=4)) for r in budget_rows],
+            [
+                (f"{r['budget']:.0%}", r["pairs"], fmt_ci(*r["accuracy"]), fmt_ci(*r["margin"], digits=4))
+                for r in budget_rows
+            ],
         ),
         "",
         "![budget curve](plots/budget_curve.png)",
@@ -853,23 +960,39 @@ def write_results(
         md_table(
             ["paper", "claim", "paper's figure", "this run"],
             [
-                (PAPER_FIGURES[0][0], PAPER_FIGURES[0][1], PAPER_FIGURES[0][2], "accuracy at 25/50/75/100%: " + ", ".join(f"{a:.3f}" for a in budget_acc)),
+                (
+                    PAPER_FIGURES[0][0],
+                    PAPER_FIGURES[0][1],
+                    PAPER_FIGURES[0][2],
+                    "accuracy at 25/50/75/100%: " + ", ".join(f"{a:.3f}" for a in budget_acc),
+                ),
                 (
                     PAPER_FIGURES[1][0],
                     PAPER_FIGURES[1][1],
                     PAPER_FIGURES[1][2],
                     "; ".join(
-                        f"{emb}: accuracy {'higher' if v1[emb]['accuracy'] else 'not higher'}, margin {'higher' if v1[emb]['margin'] else 'not higher'}"
+                        f"{emb}: accuracy {'higher' if v1[emb]['accuracy'] else 'not higher'}, "
+                        f"margin {'higher' if v1[emb]['margin'] else 'not higher'}"
                         for emb in v1
                     ),
                 ),
-                (PAPER_FIGURES[2][0], PAPER_FIGURES[2][1], PAPER_FIGURES[2][2], f"HH harmless eval accuracy (sum, routing on): {100 * dr_best[0]:.1f}"),
-                (PAPER_FIGURES[3][0], PAPER_FIGURES[3][1], PAPER_FIGURES[3][2], "(HH harmless is a safety set: the row above)"),
+                (
+                    PAPER_FIGURES[2][0],
+                    PAPER_FIGURES[2][1],
+                    PAPER_FIGURES[2][2],
+                    f"HH harmless eval accuracy (sum, routing on): {100 * dr_best[0]:.1f}",
+                ),
+                (
+                    PAPER_FIGURES[3][0],
+                    PAPER_FIGURES[3][1],
+                    PAPER_FIGURES[3][2],
+                    "(HH harmless is a safety set: the row above)",
+                ),
                 (
                     PAPER_FIGURES[4][0],
                     PAPER_FIGURES[4][1],
                     PAPER_FIGURES[4][2],
-                    f"{100 * (bootstrap_ci([diffs['drsow-sum-routing-on']], acc, nb)[0] - bootstrap_ci([diffs['drsow-sum-routing-off']], acc, nb)[0]):+.1f} points (sum)",
+                    f"{routing_gain:+.1f} points (sum)",
                 ),
             ],
         ),
@@ -877,25 +1000,36 @@ def write_results(
         "## What agrees and what does not",
         "",
     ]
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    def ci_note(separate: bool) -> str:
+        return " (CIs separate)" if separate else " (CIs overlap)"
+
+    def sign(lo: float, hi: float) -> str:
+        return "negative" if hi < 0 else "positive" if lo > 0 else "CI includes 0"
+
     verdicts = [
         (
             "(1) dissimilar > similar (held-out accuracy and margin)",
             "; ".join(
-                f"{emb}: accuracy {'yes' if v1[emb]['accuracy'] else 'no'}{' (CIs separate)' if v1_sig[emb]['accuracy'] else ' (CIs overlap)'}, "
-                f"margin {'yes' if v1[emb]['margin'] else 'no'}{' (CIs separate)' if v1_sig[emb]['margin'] else ' (CIs overlap)'}"
+                f"{emb}: accuracy {yes(v1[emb]['accuracy'])}{ci_note(v1_sig[emb]['accuracy'])}, "
+                f"margin {yes(v1[emb]['margin'])}{ci_note(v1_sig[emb]['margin'])}"
                 for emb in v1
             ),
         ),
         (
             "(2) agreement falls as similarity rises",
             "; ".join(
-                f"{name}: slope {slopes[name][0]:+.3f}, {'negative' if slopes[name][2] < 0 else 'CI includes 0' if slopes[name][1] <= 0 else 'positive'}"
+                f"{name}: slope {slopes[name][0]:+.3f}, {sign(slopes[name][1], slopes[name][2])}"
                 for name in slopes
             ),
         ),
         (
             "(3) Dr.SoW above 50% and above the log-likelihood baseline",
-            f"accuracy {dr_best[0]:.3f} (CI lower bound {dr_best[1]:.3f}) vs best log-likelihood {ll_best:.3f}: "
+            f"accuracy {dr_best[0]:.3f} (CI lower bound {dr_best[1]:.3f}) vs best log-likelihood "
+            f"{ll_best:.3f}: "
             f"{'above 50%' if dr_best[1] > 0.5 else 'not clearly above 50%'}, "
             f"{'above' if dr_best[0] > ll_best else 'not above'} the baseline",
         ),
@@ -910,10 +1044,12 @@ def write_results(
     if s.name != "full":
         lines += [
             "",
-            "Likely reasons where a claim does not show here: the small setting trains a 135M model for a few "
-            f"dozen LoRA steps on {n_train} short pairs and evaluates on {n_eval}; differences between 50% sets "
+            "Likely reasons where a claim does not show here: the small setting trains a 135M model for a "
+            f"few LoRA steps on {n_train} short pairs and evaluates on {n_eval}; differences between 50% "
+            "sets "
             "are then within noise (see the overlapping intervals); the papers use 2.8B-7B models, whole "
-            "train splits and several epochs. The full setting is `python experiments/reproduce.py` on a GPU.",
+            "train splits and several epochs. The full setting is `python experiments/reproduce.py` on a "
+            "GPU.",
         ]
     path.write_text("\n".join(lines) + "\n")
     return {
