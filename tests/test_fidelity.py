@@ -83,6 +83,7 @@ def _hh_rows() -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HH_FILE.exists(), reason="the shared HH-RLHF file is not on this machine")
 def test_hh_text_prompt_plus_response_is_the_source_transcript():
     rows = _hh_rows()

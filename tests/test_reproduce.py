@@ -63,6 +63,7 @@ def _reproduce(out: Path) -> dict:
     return json.loads((out / "cache_report.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HH_FILE.exists(), reason="the shared HH-RLHF file is not on this machine")
 def test_dry_run_writes_every_table_and_plot_and_the_rerun_uses_the_cache(tmp_path):
     out = tmp_path / "run"
