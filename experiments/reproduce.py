@@ -99,7 +99,7 @@ class Settings:
 
 
 FULL = Settings("full", None, None, 512, 3, False, 5e-7, batch_size=8)
-SMALL = Settings("small", 48, 48, 80, 1, True, 2e-4)
+SMALL = Settings("small", 32, 32, 64, 1, True, 2e-4)
 DRY = Settings("small-dry-run", 8, 8, 200, 1, True, 1e-3, bootstrap=200)
 
 
