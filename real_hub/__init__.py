@@ -16,6 +16,7 @@ from .errors import (
     RemoteCodeError,
     RowError,
 )
+from .generate import GenerateResponses, GenerationReport, generation_report
 from .hub.curated import CuratedSet, load_curated, push_curated, save_curated
 from .hub.dataset_card import Provenance, Statistics
 from .logprobs import SequenceScores, score_sequences
@@ -46,6 +47,8 @@ __all__ = [
     "EmbeddingRouter",
     "Encoder",
     "FormatError",
+    "GenerateResponses",
+    "GenerationReport",
     "HubError",
     "KeywordRouter",
     "LabelReport",
@@ -70,6 +73,7 @@ __all__ = [
     "budget_filter",
     "curate",
     "detect_source",
+    "generation_report",
     "label_pairs",
     "load_annotations",
     "load_curated",

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from .hub.dataset_card import Provenance, Statistics, library_versions, summarize
+from .hub.dataset_card import Provenance, Statistics
 from .models import DEFAULT_EMBEDDER
 from .real.embed import EmbedResponses
 from .real.select import STRATEGIES, select_pairs
+from .reporting import library_versions, summarize
 
 logger = logging.getLogger(__name__)
 

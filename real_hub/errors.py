@@ -6,7 +6,9 @@ The command line turns any :class:`RealHubError` into one line and a non-zero ex
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import sys
+from collections.abc import Iterable, Iterator
 
 
 class RealHubError(Exception):
@@ -68,6 +70,81 @@ class ConfigError(RealHubError, ValueError):
 
 class HubError(RealHubError):
     """The Hub (or the endpoint in ``HF_ENDPOINT``) refused or could not be reached."""
+
+
+# ------------------------------------------------------------------------------------------ Hub failures
+#
+# The one mapping of what the Hub client raises to what a user reads. Every call that talks to the Hub
+# (pushing a curated set or a model, loading a source, reading a card, resolving a model) goes through
+# :func:`hub_errors` or :func:`is_network_error`.
+
+
+def network_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the Hub could not be reached (no answer, as opposed to a refusal).
+
+    ``ConnectionError``/``TimeoutError`` and the transport errors of the HTTP library ``huggingface_hub``
+    uses (``httpx`` in 1.x, ``httpx2`` in 2.x), where that library is loaded.
+    """
+    found = [getattr(sys.modules[m], "TransportError", None) for m in ("httpx", "httpx2") if m in sys.modules]
+    return (ConnectionError, TimeoutError, *(e for e in found if isinstance(e, type)))
+
+
+def is_network_error(err: BaseException) -> bool:
+    """Whether ``err`` means the Hub could not be reached (a network failure, or a 5xx answer)."""
+    if isinstance(err, network_errors()):
+        return True
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    return isinstance(status, int) and status >= 500
+
+
+def hub_error(
+    err: BaseException, what: str, *, repo_id: str = "", secret: str | None = None
+) -> HubError | None:
+    """The :class:`HubError` for what the Hub client raised while doing ``what``; None if not a Hub failure.
+
+    The message says why in words (not found, no token, no write access, changed while pushing,
+    unreachable) and never contains ``secret`` (the token).
+    """
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    if not isinstance(err, (HfHubHTTPError, *network_errors())):
+        return None
+    text = str(err).strip()
+    status = (
+        err.response.status_code if isinstance(err, HfHubHTTPError) and err.response is not None else None
+    )
+    if isinstance(err, RepositoryNotFoundError) or status == 404:
+        reason = "the repo was not found, or the token cannot see it"
+    elif status == 401:
+        reason = "the Hub refused the token" if secret else "no token"
+        reason += (
+            " (401 Unauthorized); log in with `hf auth login`, set HF_TOKEN or pass token= (write access)"
+        )
+    elif status == 403:
+        reason = f"the token has no write access to {repo_id or 'the repo'} (403 Forbidden)"
+    elif status == 412:
+        reason = "the repo changed while pushing (412 Precondition Failed); push again"
+    elif status is not None:
+        reason = text.splitlines()[0] if text else f"HTTP {status}"
+    else:
+        reason = f"could not reach the Hub ({text or type(err).__name__}); check the network and HF_ENDPOINT"
+    if secret:
+        reason = reason.replace(secret, "<token>")
+    return HubError(f"{what}: {reason}")
+
+
+@contextlib.contextmanager
+def hub_errors(what: str, *, repo_id: str = "", secret: str | None = None) -> Iterator[None]:
+    """Turn what the Hub client raises inside the block into :class:`HubError` (see :func:`hub_error`)."""
+    try:
+        yield
+    except Exception as err:
+        mapped = hub_error(err, what, repo_id=repo_id, secret=secret)
+        if mapped is None:
+            raise
+        # Keep the client's exception as the cause unless its text holds the token.
+        raise mapped from (None if secret and secret in str(err) else err)
 
 
 __all__ = [

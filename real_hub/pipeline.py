@@ -1,4 +1,10 @@
-"""``curate()``: convert -> embed -> (reward) -> select -> (label) -> save and/or push, in one call.
+"""``curate()``: (generate) -> convert -> embed -> (reward) -> select -> (label) -> save and/or push.
+
+Prompt-only sources (a ``prompt`` column, no responses) first get ``n`` sampled responses per prompt from
+the ``generate`` model (:class:`~real_hub.GenerateResponses`); empty samples are dropped from a row
+(counted in the conversion's notes), rows left without a response are skipped (``no_responses``), and the
+generator and its sampling parameters go into the card's provenance. With ``strong``/``weak`` models the
+pairs are then oriented by Dr.SoW reward, else they are left unoriented for annotation.
 
 Pairwise sources (HH-RLHF, TRL pairs) are embedded, scored by pair similarity and cut to a budget over
 the whole dataset; candidate sources (SHP, UltraFeedback, plain ``responses``) are embedded and pairs
@@ -11,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +25,17 @@ from datasets import Dataset
 
 from .convert import ConversionReport, detect_source, to_candidates, to_pairs
 from .drsow.label import LabelReport, label_pairs
-from .errors import ConfigError
-from .hub.dataset_card import Provenance, Statistics, library_versions, summarize
+from .errors import ColumnError, ConfigError
+from .generate import GenerateResponses, GenerationReport, generation_report
+from .hub.dataset_card import Provenance, Statistics
 from .hub.sources import load_source, source_license
 from .models import DEFAULT_EMBEDDER
 from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses
 from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy
 from .real.select import select_pairs as _select_pairs
+from .reporting import library_versions, summarize
+from .schema import NO_RESPONSES, PROMPT, RESPONSES
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,28 @@ class CurateOptions:
     batch_size: int = 256
     num_proc: int | None = None
     keep_embeddings: bool = False
+    generate: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prompt-only source: sample candidate responses with this causal LM (Hub id, folder or "
+            ".gguf), then select pairs; with --strong/--weak the pairs are labelled by Dr.SoW reward."
+        },
+    )
+    n: int = field(default=4, metadata={"help": "Responses generated per prompt (with --generate)."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Most new tokens per generated response."})
+    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0: greedy)."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling: probability mass kept."})
+    generate_backend: str = field(
+        default="transformers",
+        metadata={"help": "transformers | vllm (GPU; pip install 'real-hub[vllm]')."},
+    )
+    generate_batch_size: int = field(
+        default=8, metadata={"help": "Prompts per generation forward pass (each expands to n sequences)."}
+    )
+
+
+#: The options that shape generation (recorded in the card's provenance with the generator).
+GENERATION_OPTIONS = ("n", "max_new_tokens", "temperature", "top_p", "generate_backend")
 
 
 @dataclass
@@ -67,6 +98,7 @@ class CurateReport:
     source: str
     shape: str
     conversion: ConversionReport
+    generation: GenerationReport | None = None
     selection: SelectionReport | None = None
     budget: BudgetReport | None = None
     labelling: LabelReport | None = None
@@ -90,6 +122,7 @@ class CurateReport:
             "source": self.source,
             "shape": self.shape,
             "conversion": self.conversion.to_dict(),
+            "generation": self.generation.to_dict() if self.generation else None,
             "selection": self.selection.to_dict() if self.selection else None,
             "budget": self.budget.to_dict() if self.budget else None,
             "labelling": self.labelling.to_dict() if self.labelling else None,
@@ -121,6 +154,15 @@ def _check(options: CurateOptions) -> None:
         raise ConfigError("label=True orients pairs by Dr.SoW reward: give strong and weak models")
     if options.pairs_per_prompt < 1:
         raise ConfigError(f"pairs_per_prompt must be at least 1, got {options.pairs_per_prompt}")
+    if options.generate is None:
+        names = (*GENERATION_OPTIONS, "generate_batch_size")
+        changed = [
+            f.name for f in fields(CurateOptions) if f.name in names and getattr(options, f.name) != f.default
+        ]
+        if changed:
+            raise ConfigError(f"{', '.join(changed)} only apply with generate=MODEL (--generate MODEL)")
+    elif options.n < 2:
+        raise ConfigError(f"n must be at least 2 to make pairs from a prompt's responses, got {options.n}")
 
 
 def curate(
@@ -166,9 +208,23 @@ def curate(
     if opts.limit is not None:
         raw = raw.select(range(min(opts.limit, len(raw))))
     lap("load")
-    kind = detect_source(raw.features) if opts.source_format == "auto" else opts.source_format
+    generation = None
+    if opts.generate is not None:
+        raw, generation, dropped = _generate(raw, opts)
+        lap("generate")
+        kind = "candidates"
+    else:
+        _refuse_prompt_only(raw.column_names)
+        kind = detect_source(raw.features) if opts.source_format == "auto" else opts.source_format
     shape = "pairs" if kind in PAIR_SOURCES else "candidates"
     data, conversion = (to_pairs if shape == "pairs" else to_candidates)(raw, kind)
+    if generation is not None:
+        conversion.source = "generated"
+        conversion.rows_in = generation.rows
+        if generation.empty_samples:
+            conversion.notes["empty_response"] = generation.empty_samples
+        if dropped:
+            conversion.skipped[NO_RESPONSES] = dropped
     logger.info(
         "Converted %d %s rows into %d %s (skipped %s)",
         conversion.rows_in,
@@ -178,7 +234,7 @@ def curate(
         conversion.skipped or "none",
     )
     lap("convert")
-    report = CurateReport(source=name, shape=shape, conversion=conversion)
+    report = CurateReport(source=name, shape=shape, conversion=conversion, generation=generation)
 
     embed = EmbedResponses(opts.embedder, backend=opts.embed_backend)  # type: ignore[arg-type]
     data = data.map(
@@ -210,7 +266,8 @@ def curate(
         if opts.label:
             data, report.labelling = label_pairs(data, min_margin=opts.min_margin)
     else:
-        scores_column = "rewards" if opts.label else "scores"
+        label = opts.label or (opts.generate is not None and opts.strong is not None)
+        scores_column = "rewards" if label else "scores"
         data, report.selection = _select_pairs(
             data,
             strategy,
@@ -234,6 +291,11 @@ def curate(
         embedder=opts.embedder,
         reward_models={"strong": opts.strong, "weak": opts.weak or ""} if opts.strong else None,
         normalize=opts.normalize if opts.strong else None,
+        generator=(
+            {"model": opts.generate, **{k: getattr(opts, k) for k in GENERATION_OPTIONS}, "seed": opts.seed}
+            if opts.generate is not None
+            else None
+        ),
         strategy=strategy,
         pairs_per_prompt=opts.pairs_per_prompt if shape == "candidates" else None,
         budget=opts.budget,
@@ -249,6 +311,7 @@ def curate(
         annotation_saved=round(report.budget.annotation_saved, 6) if report.budget else None,
         similarity=summarize(data["similarity"]) if "similarity" in data.column_names else {},
         margin=summarize(data["margin"]) if "margin" in data.column_names else {},
+        generation=generation.to_dict() if generation is not None else {},
     )
     config = config_name or strategy
     if output_dir is not None:
@@ -276,6 +339,53 @@ def curate(
     lap("write")
     report.seconds = seconds
     return CurateResult(data, report, provenance, statistics)
+
+
+def _refuse_prompt_only(columns: list[str]) -> None:
+    """A source with prompts and no responses needs a generator: say so rather than 'unknown schema'."""
+    known = {RESPONSES, "chosen", "rejected", "completions", "human_ref_A"}
+    if PROMPT in columns and not known & set(columns):
+        raise ConfigError(
+            "the source has prompts but no responses: pass generate=MODEL (real-hub curate --generate MODEL) "
+            "to sample candidate responses for each prompt"
+        )
+
+
+def _generate(raw: Dataset, opts: CurateOptions) -> tuple[Dataset, GenerationReport, int]:
+    """Candidates sampled from ``opts.generate``; the report, and how many rows had no non-empty sample."""
+    if PROMPT not in raw.column_names:
+        hint = "generate=MODEL continues each row's prompt"
+        raise ColumnError.missing([PROMPT], raw.column_names, hint=hint)
+    generator = GenerateResponses(
+        opts.generate or "",
+        n=opts.n,
+        max_new_tokens=opts.max_new_tokens,
+        temperature=opts.temperature,
+        top_p=opts.top_p,
+        seed=opts.seed,
+        backend=opts.generate_backend,  # type: ignore[arg-type]
+        batch_size=opts.generate_batch_size,
+    )
+    prompts = raw.select_columns([PROMPT])
+    generated = prompts.map(
+        generator,
+        batched=True,
+        with_indices=True,
+        batch_size=opts.batch_size,
+        num_proc=opts.num_proc,
+        features=generator.output_features(prompts.features),
+        desc="Generating responses",
+    )
+    report = generation_report(generated)
+    logger.info("Generated %d responses for %d prompts: %s", report.samples, report.rows, report.to_dict())
+    kept = generated.map(
+        _non_empty, batched=True, input_columns=[RESPONSES], desc="Dropping empty samples"
+    ).filter(lambda r: [bool(x) for x in r], batched=True, input_columns=[RESPONSES])
+    return kept.select_columns([PROMPT, RESPONSES]), report, len(generated) - len(kept)
+
+
+def _non_empty(responses: list[list[str]]) -> dict[str, list[list[str]]]:
+    return {RESPONSES: [[r for r in row if r] for row in responses]}
 
 
 def options_help() -> dict[str, Any]:

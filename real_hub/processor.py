@@ -10,9 +10,15 @@ the old cache.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .schema import SKIP_REASON
 from .version import __version__
+
+logger = logging.getLogger(__name__)
 
 _VERSION_KEY = "__real_hub_version__"
 
@@ -55,3 +61,63 @@ def split_extra_args(args: tuple[Any, ...], with_rank: bool) -> tuple[list[int] 
         rank = rest.pop()
     indices = list(rest[0]) if rest and rest[0] is not None else None
     return indices, rank
+
+
+class EmittedRows:
+    """The output of a processor that emits its own rows (pairs), and the count of what it skipped.
+
+    Every processor that can skip uses it, so skipping is written once: :meth:`emit` appends a row,
+    :meth:`skip` counts a reason (and, with ``keep_skipped``, appends the row with its ``skip_reason``),
+    and the columns carried over from the input (see :func:`real_hub.schema.passthrough_values`) follow
+    the input row each output row came from.
+    """
+
+    def __init__(self, columns: Sequence[str], carried: Mapping[str, list], *, keep_skipped: bool) -> None:
+        self.columns = tuple(columns)
+        self.carried = carried
+        self.keep_skipped = keep_skipped
+        self.skipped: Counter[str] = Counter()
+        self.out: dict[str, list] = {c: [] for c in (*self.columns, *carried)}
+        if keep_skipped:
+            self.out[SKIP_REASON] = []
+
+    def emit(self, row: int, values: Mapping[str, Any]) -> None:
+        """Append the output row made from input row ``row`` (absent columns are None)."""
+        self._append(row, values, None)
+
+    def skip(self, row: int, reason: str, values: Mapping[str, Any] | None = None) -> None:
+        """Count input row ``row`` as skipped for ``reason`` (and keep it when ``keep_skipped``)."""
+        self.skipped[reason] += 1
+        if self.keep_skipped:
+            self._append(row, values or {}, reason)
+
+    def _append(self, row: int, values: Mapping[str, Any], reason: str | None) -> None:
+        for column in self.columns:
+            self.out[column].append(values.get(column))
+        for name, column_values in self.carried.items():
+            self.out[name].append(column_values[row])
+        if self.keep_skipped:
+            self.out[SKIP_REASON].append(reason)
+
+    def finish(self, owner: str, rows_read: int) -> dict[str, list]:
+        """The output columns; logs the batch's skips at DEBUG."""
+        if self.skipped:
+            logger.debug("%s skipped %s in a batch of %d rows", owner, dict(self.skipped), rows_read)
+        return self.out
+
+
+def drop_skipped(rows: Any, column: str = SKIP_REASON) -> tuple[Any, dict[str, int]]:
+    """Remove the rows whose ``column`` holds a skip reason, and the column; count them by reason.
+
+    ``rows`` is a ``datasets.Dataset`` mapped with ``keep_skipped=True`` (or a converter's ``_skip`` mark);
+    the counts are sorted by reason.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    reasons = rows.with_format("arrow")[column]
+    counts = pc.value_counts(reasons.drop_null()).to_pylist() if len(reasons) else []
+    skipped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
+    if skipped:
+        rows = rows.select(np.flatnonzero(reasons.is_null().to_numpy(zero_copy_only=False)))
+    return rows.remove_columns(column), skipped

@@ -168,6 +168,31 @@ def test_ultrafeedback_script_splits_and_orients_by_mean_rating(tmp_path):
         )
 
 
+def test_ultrafeedback_prompts_script_generates_and_selects(tmp_path):
+    """Prompt-only: UltraFeedback instructions, tiny generator and embedder, 4 samples, one pair each."""
+    from tiny_models import gpt2_tokenizer, llama_tokenizer, save_tiny, tiny_gpt2, tiny_llama
+
+    gtok, ltok = gpt2_tokenizer(), llama_tokenizer()
+    generator = save_tiny(tiny_llama(ltok), ltok, tmp_path / "llama")
+    embedder = save_tiny(tiny_gpt2(gtok), gtok, tmp_path / "gpt2")
+    rows = [{"source": "test", "instruction": f"Question {p}?", "completions": []} for p in range(5)]
+    data = tmp_path / "uf.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_script(
+        "ultrafeedback_prompts.py",
+        "--data_files", str(data), "--model", str(generator), "--n", "4", "--max_new_tokens", "8",
+        "--temperature", "1.0", "--embedder", str(embedder), "--embed_backend", "causal-lm",
+        "--test_size", "0.4", "--output_dir", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert "5 prompts -> 20 responses ->" in out
+    splits = load_dataset(str(tmp_path / "out"), "dissimilar")
+    assert splits["train"].num_rows + splits["test"].num_rows >= 1
+    for row in splits["train"]:
+        assert row["prompt"].startswith("Question") and row["chosen"] != row["rejected"]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert str(generator) in card and "temperature=1.0" in card
+
+
 # ------------------------------------------------------------------------- push to the loopback Hub
 
 HH_FIXTURE = [

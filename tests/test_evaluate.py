@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import subprocess
 import sys
 
@@ -46,9 +47,12 @@ def test_accuracy_ties_count_wrong():
 def test_accuracy_per_group():
     report = reward_accuracy(Dataset.from_dict(PAIRS), by="subset")
     assert [g.to_dict() for g in report.groups] == [
-        {"group": "chat", "count": 2, "correct": 1, "ties": 1, "accuracy": 0.5},
-        {"group": "reasoning", "count": 1, "correct": 1, "ties": 0, "accuracy": 1.0},
-        {"group": "safety", "count": 3, "correct": 1, "ties": 1, "accuracy": 1 / 3},
+        {"group": "chat", "count": 2, "correct": 1, "ties": 1, "scoring": "accuracy", "score": None,
+         "accuracy": 0.5},
+        {"group": "reasoning", "count": 1, "correct": 1, "ties": 0, "scoring": "accuracy", "score": None,
+         "accuracy": 1.0},
+        {"group": "safety", "count": 3, "correct": 1, "ties": 1, "scoring": "accuracy", "score": None,
+         "accuracy": 1 / 3},
     ]
     assert report.to_dict()["accuracy"] == 0.5 and report.to_dict()["by"] == "subset"
 
@@ -71,6 +75,73 @@ def test_accuracy_errors_name_the_row_or_column():
         reward_accuracy(Dataset.from_dict(bad))
     with pytest.raises(ColumnError, match="expected column\\(s\\) 'domain'"):
         reward_accuracy(Dataset.from_dict(PAIRS), by="domain")
+
+
+# ----------------------------------------------------------------------------------------------
+# RewardBench 2's best-of-N rows and Ties subset
+
+# Focus: 1 (clear win), 1/3 (three-way tie at the top), 0 (one rejected, which wins): 4/3 of 3
+# Math: 1 (three rejected), 1/2 (one rejected, tied), 0 (loses to a rejected): 3/2 of 3
+RB2 = {
+    "prompt": ["f0", "f1", "f2", "m0", "m1", "m2"],
+    "chosen_reward": [2.0, 1.0, 0.0, 5.0, 2.0, 1.0],
+    "rejected_reward": [[1.0, 0.5, 1.9], [1.0, 0.2, 1.0], [0.5], [1.0, 2.0, 3.0], [2.0], [3.0, 1.0, 1.0]],
+    "subset": ["Focus", "Focus", "Focus", "Math", "Math", "Math"],
+}
+
+
+def test_rewardbench2_best_of_n_credit_by_hand():
+    report = reward_accuracy(Dataset.from_dict(RB2), by="subset")
+    assert report.format == "best-of-n"
+    assert (report.count, report.ties) == (6, 2)
+    assert report.correct == pytest.approx(4 / 3 + 3 / 2)
+    focus, math_ = report.groups
+    assert (focus.group, focus.count, focus.ties) == ("Focus", 3, 1)
+    assert focus.accuracy == pytest.approx(4 / 9) and math_.accuracy == pytest.approx(1 / 2)
+    assert report.mean_over_groups == pytest.approx((4 / 9 + 1 / 2) / 2)
+    assert report.to_dict()["mean_over_groups"] == pytest.approx((4 / 9 + 1 / 2) / 2)
+    # RewardBench 2's own columns: chosen as a list (one correct answer) gives the same credit
+    listed = dict(RB2, chosen_reward=[[c] for c in RB2["chosen_reward"]])
+    assert reward_accuracy(Dataset.from_dict(listed), by="subset").to_dict() == report.to_dict()
+
+
+def test_pairwise_rows_keep_the_strict_rule():
+    report = reward_accuracy(Dataset.from_dict({"chosen_reward": [1.0, 1.0], "rejected_reward": [1.0, 0.0]}))
+    assert report.format == "pairs" and report.correct == 1 and report.ties == 1  # a pair tie earns 0
+
+
+# Ties: prompt 1 is right in both forms and its correct answers are close (spread 0.1 < gap 0.9);
+# prompt 2's reference is wrong and its tied answers spread (2) more than they lead (0.5).
+TIES = {
+    "id": ["ref:1", "tied:1", "ref:2", "tied:2", "m0"],
+    "chosen_reward": [[5.0], [4.0, 3.9], [1.0], [3.0, 1.0], [1.0]],
+    "rejected_reward": [[1.0, 2.0], [1.0, 3.0], [2.0], [0.5], [0.0, 0.0, 0.0]],
+    "subset": ["Ties", "Ties", "Ties", "Ties", "Math"],
+}
+
+
+def test_rewardbench2_ties_subset_weighted_score_by_hand():
+    report = reward_accuracy(Dataset.from_dict(TIES), by="subset")
+    math_, ties = report.groups
+    assert ties.scoring == "rewardbench2-ties" and math_.scoring == "accuracy"
+    # ref accuracy 1/2, tied accuracy 2/2; preferred and preferred_hard: prompt 1 only;
+    # margins: tanh(min(3, 0.9) / 0.1 - 1) and tanh(min(-1, 0.5) / 2 - 1)
+    expected = 0.3 * 1.0 + 0.3 * 0.5 + 0.2 * 0.5 + 0.2 * 0.5 + 0.01 * (math.tanh(8) + math.tanh(-1.5)) / 2
+    assert ties.accuracy == pytest.approx(expected)
+    assert report.mean_over_groups == pytest.approx((1.0 + expected) / 2)
+    bad = dict(TIES, id=["ref:1", "t1", "ref:2", "tied:2", "m0"])
+    with pytest.raises(RowError, match="row 1, column 'id': RewardBench 2's Ties subset needs ids"):
+        reward_accuracy(Dataset.from_dict(bad), by="subset")
+
+
+def test_cli_rewardbench2_table(tmp_path, capsys):
+    path = write_jsonl(tmp_path / "rb2.jsonl", RB2)
+    assert main(["eval", str(path), "--by", "subset", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "1/k credit" in out and "mean over subset" in out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["format"] == "best-of-n"
+    assert data["mean_over_groups"] == pytest.approx((4 / 9 + 1 / 2) / 2)
 
 
 def test_best_of_n_by_hand():

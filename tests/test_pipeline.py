@@ -14,8 +14,8 @@ from tiny_models import gpt2_tokenizer, llama_tokenizer, save_tiny, tiny_gpt2, t
 
 from real_hub import ConfigError, FormatError, load_curated, to_pairs
 from real_hub.cli.main import main
-from real_hub.hub.dataset_card import summarize
 from real_hub.pipeline import curate
+from real_hub.reporting import summarize
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
 

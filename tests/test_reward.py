@@ -19,7 +19,7 @@ from datasets import Dataset
 from datasets.fingerprint import Hasher
 from tiny_models import Tiny
 
-from real_hub import DensityRatioReward, KeywordRouter
+from real_hub import DensityRatioReward, KeywordRouter, reward_accuracy
 from real_hub.drsow.routing import DOMAIN_INSTRUCTIONS
 from real_hub.errors import ColumnError, ConfigError, ModelNotFoundError, RemoteCodeError, RowError
 
@@ -220,6 +220,39 @@ def test_candidates_get_lists_of_rewards(llama_lm_session, gpt2_lm_session, llam
             assert out[i]["rewards"][j] == pytest.approx(ref["reward"], abs=TOL)
             assert out[i]["tokens"][j] == ref["tokens"]
     assert out.features == reward.output_features(ds.features)
+
+
+@pytest.mark.parametrize("chosen_as_list", [True, False])
+def test_rewardbench2_rows_get_a_reward_per_listed_response(
+    chosen_as_list, llama_lm_session, gpt2_lm_session, llama_lm_dir, gpt2_lm_dir
+):
+    """RewardBench 2's shape: ``rejected`` a list (3 responses, or 1), ``chosen`` a list or one text."""
+    chosen = ["Why did the chicken cross the road?", "Mix flour and water."]
+    ds = Dataset.from_dict(
+        {
+            "prompt": ["Tell me a joke.", "How do I bake bread?"],
+            "chosen": [[c] for c in chosen] if chosen_as_list else chosen,
+            "rejected": [["No.", "Hello!", "The cat sat on the mat."], ["I cannot help with that."]],
+            "subset": ["Focus", "Math"],
+        }
+    )
+    reward = DensityRatioReward(str(llama_lm_dir), str(gpt2_lm_dir), domain_routing=False)
+    out = ds.map(reward, batched=True, features=reward.output_features(ds.features))
+    for i in range(2):
+        ref = [
+            reference_reward(
+                llama_lm_session, gpt2_lm_session,
+                *llama_render([{"role": "user", "content": ds[i]["prompt"]}], text), "sum",
+            )["reward"]
+            for text in [chosen[i], *ds[i]["rejected"]]
+        ]  # fmt: skip
+        got_chosen = out[i]["chosen_reward"]
+        assert isinstance(got_chosen, list) == chosen_as_list
+        assert (got_chosen[0] if chosen_as_list else got_chosen) == pytest.approx(ref[0], abs=TOL)
+        assert out[i]["rejected_reward"] == pytest.approx(ref[1:], abs=TOL)
+        assert len(out[i]["rejected_tokens"]) == len(ds[i]["rejected"])
+    report = reward_accuracy(out, by="subset")
+    assert report.format == "best-of-n" and report.count == 2
 
 
 def test_chat_template_false_renders_messages_as_a_plain_transcript(

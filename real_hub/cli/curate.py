@@ -15,6 +15,9 @@ EXAMPLES = """examples:
   # candidates (SHP, UltraFeedback, prompt + responses): one dissimilar pair per prompt, pushed to the Hub
   real-hub curate stanfordnlp/SHP-2 --split validation --strategy dissimilar --push-to me/shp-real
 
+  # prompts only: sample 4 responses per prompt, pick the most dissimilar pair of each for annotation
+  real-hub curate prompts.jsonl --generate HuggingFaceTB/SmolLM2-135M-Instruct --n 4 --output-dir gen
+
   # Dr.SoW: rewards from a strong over a weak model, pairs oriented by reward
   real-hub curate pairs.jsonl --strong me/model-dpo --weak me/model-sft --label --output-dir out
 
@@ -80,6 +83,8 @@ def register(sub: Any) -> None:
     )
     g.add_argument("--label", action="store_true", help="Orient pairs by reward (needs --strong/--weak).")
     g.add_argument("--min-margin", type=float, default=0.0, help="Abstain below this reward margin.")
+    g = p.add_argument_group("generation (prompt-only sources: a 'prompt' column and no responses)")
+    _add_generation_options(g)
     g = p.add_argument_group("output")
     g.add_argument("--output-dir", default=None, help="Write a Hub-layout folder here.")
     g.add_argument("--push-to", default=None, metavar="REPO_ID", help="Push to this Hub dataset repo.")
@@ -91,6 +96,30 @@ def register(sub: Any) -> None:
     g.add_argument("--batch-size", type=int, default=256, help="Rows per map batch (default: %(default)s).")
     add_common_options(p)
     p.set_defaults(func=run)
+
+
+def _add_generation_options(group: Any) -> None:
+    """Flags for the generation fields of CurateOptions, their help read from the fields' metadata."""
+    from dataclasses import fields
+
+    from ..pipeline import CurateOptions
+
+    meta = {f.name: f for f in fields(CurateOptions)}
+    specs = {
+        "generate": {"metavar": "MODEL", "type": str},
+        "n": {"type": int},
+        "max_new_tokens": {"type": int},
+        "temperature": {"type": float},
+        "top_p": {"type": float},
+        "generate_backend": {"choices": ["transformers", "vllm"]},
+        "generate_batch_size": {"type": int},
+    }
+    for name, spec in specs.items():
+        f = meta[name]
+        default = f" (default: {f.default})" if f.default is not None else ""
+        group.add_argument(
+            "--" + name.replace("_", "-"), default=f.default, help=f.metadata["help"] + default, **spec
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,9 +155,20 @@ def run(args: argparse.Namespace) -> int:
         label=args.label,
         min_margin=args.min_margin,
         batch_size=args.batch_size,
+        generate=args.generate,
+        n=args.n,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        generate_backend=args.generate_backend,
+        generate_batch_size=args.generate_batch_size,
     )
     report = result.report
-    rows = [
+    rows = []
+    if report.generation is not None:
+        gen = report.generation
+        rows.append({"step": f"generate (n={args.n})", "in": gen.rows, "out": gen.samples, "skipped": 0})
+    rows += [
         {
             "step": "convert",
             "in": report.conversion.rows_in,
@@ -164,6 +204,13 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     print(format_table(rows))
+    if report.generation is not None:
+        gen = report.generation
+        print(
+            f"generated {gen.new_tokens} tokens: {gen.stopped} samples stopped, {gen.truncated} hit "
+            f"--max-new-tokens, {gen.empty_samples} empty; rows with identical samples: "
+            f"{gen.rows_all_identical}, with empty samples only: {gen.rows_all_empty}"
+        )
     if report.skipped:
         print("skipped by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(report.skipped.items())))
     if report.budget is not None:

@@ -15,9 +15,13 @@ EXAMPLES = """examples:
   real-hub eval curated/ --config dissimilar --split train
   real-hub eval candidates.jsonl.gz --rewards-column rewards --gold-column scores
   real-hub eval me/rewarded-pairs --split test          # a Hub dataset
+  real-hub eval rb2-rewarded.parquet --by subset         # RewardBench 2: rejected_reward is a list
 
 Pairs (a chosen and a rejected reward column) are scored by accuracy: chosen reward strictly higher
-(a tie counts as wrong). Candidates (a rewards column) are scored by best-of-N against the gold column.
+(a tie counts as wrong). RewardBench 2 rows (a list of rejected rewards) earn 1 when the chosen reward
+beats all rejected ones, 1/k when k rewards tie at the top; grouped by subset, the Ties subset gets
+RewardBench 2's weighted score and the last line is the mean over subsets (RewardBench 2's score).
+Candidates (a rewards column) are scored by best-of-N against the gold column.
 """
 
 
@@ -81,8 +85,15 @@ def evaluate(dataset: Any, args: argparse.Namespace) -> tuple[Any, str]:
             dataset, chosen_column=args.chosen_column, rejected_column=args.rejected_column, by=args.by
         )
         columns = [args.by or "group", "count", "correct", "ties", "accuracy"]
+        if any(g.scoring != "accuracy" for g in report.groups):
+            columns.append("scoring")
         rows = [{**r, args.by or "group": r["group"]} for r in report.rows()]
-        return report, format_table(rows, columns)
+        header = (
+            "best-of-N accuracy (RewardBench 2: 1/k credit for k tied at the top)\n"
+            if report.format == "best-of-n"
+            else ""
+        )
+        return report, header + format_table(rows, columns)
     if args.rewards_column in names:
         report = best_of_n(dataset, rewards_column=args.rewards_column, gold_column=args.gold_column)
         header = f"best-of-N over {report.prompts} prompts, {report.responses} responses"

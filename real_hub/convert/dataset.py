@@ -12,18 +12,18 @@ from ..errors import ConfigError
 from ..schema import (
     NOTES,
     SKIP,
-    _message_feature,
-    _with_marks,
     candidate_features,
     is_messages_feature,
+    message_feature,
     pair_features,
+    with_marks,
 )
 from ..validate import require_columns
-from .detect import _SCHEMAS, _resolve
+from .detect import SCHEMAS, resolve_source
 from .hh import hh_batch_to_pairs
 from .plain import candidates_batch_validate
 from .report import ConversionReport
-from .shp import _ShpGroups
+from .shp import ShpGroups
 from .trl import pairs_batch_to_trl, trl_batch_to_pairs
 from .ultrafeedback import ultrafeedback_batch_to_candidates
 
@@ -93,7 +93,7 @@ def to_pairs(
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type.
     """
-    source = _resolve(dataset, source, "pairs")
+    source = resolve_source(dataset, source, "pairs")
     features = dataset.features
     require_columns(features, ["chosen", "rejected"])
     if source == "hh":
@@ -110,7 +110,7 @@ def to_pairs(
             or is_messages_feature(features["chosen"])
         )
         fn, kwargs = trl_batch_to_pairs, {}
-    return _convert(dataset, fn, _with_marks(pair_features(conversational)), source, **kwargs)
+    return _convert(dataset, fn, with_marks(pair_features(conversational)), source, **kwargs)
 
 
 def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, ConversionReport]:
@@ -126,25 +126,25 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type, or candidate lists are ragged.
     """
-    source = _resolve(dataset, source, "candidates")
+    source = resolve_source(dataset, source, "candidates")
     features = dataset.features
-    require_columns(features, _SCHEMAS[source])
+    require_columns(features, SCHEMAS[source])
     if source == "ultrafeedback":
-        marked = _with_marks(candidate_features(False), notes=True)
+        marked = with_marks(candidate_features(False), notes=True)
         return _convert(dataset, ultrafeedback_batch_to_candidates, marked, source)
     if source == "candidates":
         conversational = is_messages_feature(features["prompt"])
         return _convert(
-            dataset, candidates_batch_validate, _with_marks(candidate_features(conversational)), source
+            dataset, candidates_batch_validate, with_marks(candidate_features(conversational)), source
         )
-    groups = _ShpGroups()
-    wanted = [c for c in features if c in _SCHEMAS["shp"] or c.startswith("c_root_id_")]
+    groups = ShpGroups()
+    wanted = [c for c in features if c in SCHEMAS["shp"] or c.startswith("c_root_id_")]
     start = 0
     for batch in dataset.select_columns(wanted).iter(batch_size=10_000):
         n = len(batch["post_id"])
         groups.add(batch, range(start, start + n))
         start += n
-    out = Dataset.from_dict(groups.columns(), features=_with_marks(candidate_features(False), notes=True))
+    out = Dataset.from_dict(groups.columns(), features=with_marks(candidate_features(False), notes=True))
     return _finish(out, source, len(dataset))
 
 
@@ -166,9 +166,9 @@ def to_trl(dataset: Dataset) -> Dataset:
         return dataset
     # message prompts, or a column mixing strings and message lists (datasets' Json feature): all messages
     mixed = not is_messages_feature(prompt)
-    new = Features({**features, "chosen": List(_message_feature()), "rejected": List(_message_feature())})
+    new = Features({**features, "chosen": List(message_feature()), "rejected": List(message_feature())})
     if mixed:
-        new["prompt"] = List(_message_feature())
+        new["prompt"] = List(message_feature())
     return dataset.map(
         pairs_batch_to_trl,
         batched=True,

@@ -14,7 +14,7 @@ PAIR_SOURCES = ("hh", "trl")
 CANDIDATE_SOURCES = ("shp", "ultrafeedback", "candidates")
 
 # Columns that identify each source, checked in this order by detect_source.
-_SCHEMAS: dict[str, tuple[str, ...]] = {
+SCHEMAS: dict[str, tuple[str, ...]] = {
     "ultrafeedback": ("instruction", "completions"),
     "shp": ("post_id", "history", "human_ref_A", "human_ref_B", "score_A", "score_B"),
     "candidates": ("prompt", "responses"),
@@ -33,7 +33,7 @@ def detect_source(column_names: Iterable[str]) -> str:
         FormatError: no known schema matches; the message lists the columns present and the schemas known.
     """
     present = list(column_names)
-    for source, wanted in _SCHEMAS.items():
+    for source, wanted in SCHEMAS.items():
         if all(w in present for w in wanted):
             if (
                 source == "hh"
@@ -42,7 +42,7 @@ def detect_source(column_names: Iterable[str]) -> str:
             ):
                 return "trl"
             return source
-    known = "; ".join(f"{s}: {', '.join(cols)}" for s, cols in _SCHEMAS.items())
+    known = "; ".join(f"{s}: {', '.join(cols)}" for s, cols in SCHEMAS.items())
     found = ", ".join(repr(c) for c in present) or "none"
     raise FormatError(
         f"cannot tell the source of a dataset with columns [{found}]; known schemas (columns): {known}. "
@@ -50,7 +50,8 @@ def detect_source(column_names: Iterable[str]) -> str:
     )
 
 
-def _resolve(dataset: Dataset, source: str, shape: str) -> str:
+def resolve_source(dataset: Dataset, source: str, shape: str) -> str:
+    """The source schema to convert with: ``source`` checked, or detected when ``"auto"``."""
     if source == "auto":
         source = detect_source(dataset.features)
     elif source not in SOURCES:

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import ConfigError, RowError
 from ..schema import PAIR_COLUMNS
 from ..validate import row_label
-from .values import _append, _new_columns, _pair_checks, _text
+from .values import append_row, new_columns, pair_skip_reason, text_value
 
 _HH_MARKER = re.compile(r"(?:\A|\n\n)(Human|Assistant):(?: |\Z)")
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -54,23 +54,23 @@ def hh_batch_to_pairs(
     """
     if hh_prompt not in ("messages", "text"):
         raise ConfigError(f"hh_prompt={hh_prompt!r}: expected 'messages' or 'text'")
-    out = _new_columns(PAIR_COLUMNS)
+    out = new_columns(PAIR_COLUMNS)
     for i in range(len(batch["chosen"])):
         row = row_label(i, indices)
         sides = []
         for column in ("chosen", "rejected"):
-            text = _text(batch[column][i], row=row, column=column)
+            text = text_value(batch[column][i], row=row, column=column)
             try:
                 sides.append((text, _hh_turns(text)))
             except ValueError as err:
                 raise RowError(str(err), row=row, column=column) from None
         (c_text, c_turns), (r_text, r_turns) = sides
         if not c_turns or not r_turns or c_turns[-1][0] != "assistant" or r_turns[-1][0] != "assistant":
-            _append(out, None, "no_assistant_turn")
+            append_row(out, None, "no_assistant_turn")
             continue
         cut = c_turns[-1][2]
         if c_text[:cut] != r_text[: r_turns[-1][2]]:
-            _append(out, None, "prompt_mismatch")
+            append_row(out, None, "prompt_mismatch")
             continue
         if hh_prompt == "text":
             # prompt + response must be the transcript itself: the response keeps its leading space.
@@ -87,5 +87,5 @@ def hh_batch_to_pairs(
             "rejected_score": None,
             "source_id": None if indices is None else str(indices[i]),
         }
-        _append(out, values, _pair_checks(prompt, chosen, rejected))
+        append_row(out, values, pair_skip_reason(prompt, chosen, rejected))
     return out

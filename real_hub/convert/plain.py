@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from ..errors import RowError
 from ..schema import CANDIDATE_COLUMNS
 from ..validate import describe, row_label
-from .values import _append, _is_empty, _new_columns, _number, _prompt, _source_id
+from .values import append_row, is_empty_prompt, new_columns, number_value, prompt_value, source_id_of
 
 
 def candidates_batch_validate(
@@ -18,11 +18,11 @@ def candidates_batch_validate(
     They are already in our shape, so bad values are errors, not skips: a None, empty or non-string prompt or
     response, no responses, a non-numeric score, or scores not one per response raise :class:`RowError`.
     """
-    out = _new_columns(CANDIDATE_COLUMNS)
+    out = new_columns(CANDIDATE_COLUMNS)
     for i in range(len(batch["prompt"])):
         row = row_label(i, indices)
-        prompt = _prompt(batch["prompt"][i], row=row)
-        if _is_empty(prompt):
+        prompt = prompt_value(batch["prompt"][i], row=row)
+        if is_empty_prompt(prompt):
             raise RowError("expected a non-empty prompt, found an empty one", row=row, column="prompt")
         responses = batch["responses"][i]
         if not isinstance(responses, (list, tuple)) or not responses:
@@ -46,9 +46,9 @@ def candidates_batch_validate(
                     column="scores",
                 )
             scores = [
-                _number(s, row=row, column=f"scores[{j}]", optional=False) for j, s in enumerate(scores)
+                number_value(s, row=row, column=f"scores[{j}]", optional=False) for j, s in enumerate(scores)
             ]
         values = {"prompt": prompt, "responses": list(responses), "scores": scores}
-        values["source_id"] = _source_id(batch, i, indices)
-        _append(out, values, None)
+        values["source_id"] = source_id_of(batch, i, indices)
+        append_row(out, values, None)
     return out

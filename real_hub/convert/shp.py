@@ -8,23 +8,24 @@ from typing import Any
 from ..errors import RowError
 from ..schema import CANDIDATE_COLUMNS
 from ..validate import row_label
-from .values import _append, _new_columns, _number, _text
+from .values import append_row, new_columns, number_value, text_value
 
 
-class _ShpGroups:
+class ShpGroups:
     """Groups SHP pair rows into one candidates row per ``post_id`` (order of first appearance)."""
 
     def __init__(self) -> None:
         self.posts: dict[str, dict[str, Any]] = {}
 
-    def add(self, batch: Mapping[str, list], indices: Sequence[int] | None = None) -> _ShpGroups:
+    def add(self, batch: Mapping[str, list], indices: Sequence[int] | None = None) -> ShpGroups:
+        """Add a batch of SHP rows (``indices``: their dataset rows, for errors); returns ``self``."""
         ids = {side: batch.get(f"c_root_id_{side}") for side in "AB"}
         for i in range(len(batch["post_id"])):
             row = row_label(i, indices)
             post_id = batch["post_id"][i]
             if post_id is None:
                 raise RowError("expected a post id, found None", row=row, column="post_id")
-            history = _text(batch["history"][i], row=row, column="history")
+            history = text_value(batch["history"][i], row=row, column="history")
             post = self.posts.get(str(post_id))
             if post is None:
                 post = self.posts[str(post_id)] = {"prompt": history, "notes": [], "comments": {}}
@@ -32,8 +33,10 @@ class _ShpGroups:
             elif history != post["prompt"]:
                 post["notes"].append("inconsistent_history")  # the first history is kept
             for side in "AB":
-                text = _text(batch[f"human_ref_{side}"][i], row=row, column=f"human_ref_{side}")
-                score = _number(batch[f"score_{side}"][i], row=row, column=f"score_{side}", optional=False)
+                text = text_value(batch[f"human_ref_{side}"][i], row=row, column=f"human_ref_{side}")
+                score = number_value(
+                    batch[f"score_{side}"][i], row=row, column=f"score_{side}", optional=False
+                )
                 cid = ids[side][i] if ids[side] is not None else None
                 key = ("id", cid) if cid else post["by_text"].get(text, ("text", text))
                 if not text.strip():
@@ -47,7 +50,8 @@ class _ShpGroups:
         return self
 
     def columns(self) -> dict[str, list]:
-        out = _new_columns(CANDIDATE_COLUMNS, notes=True)
+        """One candidates row per post, in order of first appearance, with skip marks and notes."""
+        out = new_columns(CANDIDATE_COLUMNS, notes=True)
         for post_id, post in self.posts.items():
             comments = list(post["comments"].values())
             notes = [*post["notes"], *["empty_response"] * len(post["empty"])]
@@ -59,7 +63,7 @@ class _ShpGroups:
                 "scores": [score for _, score in comments],
                 "source_id": post_id,
             }
-            _append(out, values, skip, notes)
+            append_row(out, values, skip, notes)
         return out
 
 
@@ -74,4 +78,4 @@ def shp_batch_to_candidates(
     dropped (noted ``empty_response``); a post with no comment left is skipped (``no_responses``).
     :func:`to_candidates` groups over the whole dataset.
     """
-    return _ShpGroups().add(batch, indices).columns()
+    return ShpGroups().add(batch, indices).columns()

@@ -7,7 +7,15 @@ from typing import Any
 
 from ..schema import PAIR_COLUMNS
 from ..validate import check_messages, require_columns, row_label
-from .values import _append, _new_columns, _number, _pair_checks, _prompt, _source_id, _text
+from .values import (
+    append_row,
+    new_columns,
+    number_value,
+    pair_skip_reason,
+    prompt_value,
+    source_id_of,
+    text_value,
+)
 
 _SCORE_COLUMNS = (("chosen_score", "rejected_score"), ("score_chosen", "score_rejected"))
 
@@ -31,9 +39,9 @@ def _trl_row(
     prompt = batch["prompt"][i] if "prompt" in batch else None
     if isinstance(chosen, str) or isinstance(rejected, str):  # standard, or canonical pairs
         require_columns(batch, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
-        chosen = _text(chosen, row=row, column="chosen")
-        rejected = _text(rejected, row=row, column="rejected")
-        return _prompt(prompt, row=row), chosen, rejected, None
+        chosen = text_value(chosen, row=row, column="chosen")
+        rejected = text_value(rejected, row=row, column="rejected")
+        return prompt_value(prompt, row=row), chosen, rejected, None
     c_msgs = check_messages(chosen, row=row, column="chosen")
     r_msgs = check_messages(rejected, row=row, column="rejected")
     if isinstance(prompt, (list, tuple)):  # explicit conversational
@@ -57,25 +65,25 @@ def trl_batch_to_pairs(batch: Mapping[str, list], indices: Sequence[int] | None 
     TRL's ``score_chosen``/``score_rejected``), ``source_id`` from a ``source_id`` column or the row index.
     """
     score_cols = next((pair for pair in _SCORE_COLUMNS if pair[0] in batch and pair[1] in batch), None)
-    out = _new_columns(PAIR_COLUMNS)
+    out = new_columns(PAIR_COLUMNS)
     for i in range(len(batch["chosen"])):
         row = row_label(i, indices)
         prompt, chosen, rejected, skip = _trl_row(batch, i, row)
         if skip:
-            _append(out, None, skip)
+            append_row(out, None, skip)
             continue
         scores = [None, None]
         if score_cols:
-            scores = [_number(batch[c][i], row=row, column=c) for c in score_cols]
+            scores = [number_value(batch[c][i], row=row, column=c) for c in score_cols]
         values = {
             "prompt": prompt,
             "chosen": chosen,
             "rejected": rejected,
             "chosen_score": scores[0],
             "rejected_score": scores[1],
-            "source_id": _source_id(batch, i, indices),
+            "source_id": source_id_of(batch, i, indices),
         }
-        _append(out, values, _pair_checks(prompt, chosen, rejected))
+        append_row(out, values, pair_skip_reason(prompt, chosen, rejected))
     return out
 
 
@@ -93,10 +101,10 @@ def pairs_batch_to_trl(
     for i, prompt in enumerate(batch["prompt"]):
         row = row_label(i, indices)
         if all_messages and isinstance(prompt, str):
-            prompt = [{"role": "user", "content": _text(prompt, row=row, column="prompt")}]
+            prompt = [{"role": "user", "content": text_value(prompt, row=row, column="prompt")}]
         prompts.append(prompt)
         for column in out:
-            text = _text(batch[column][i], row=row, column=column)
+            text = text_value(batch[column][i], row=row, column=column)
             out[column].append(text if isinstance(prompt, str) else [{"role": "assistant", "content": text}])
     if all_messages:
         out["prompt"] = prompts

@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import RowError
 from ..schema import CANDIDATE_COLUMNS
 from ..validate import describe, row_label
-from .values import _append, _new_columns, _number, _text
+from .values import append_row, new_columns, number_value, text_value
 
 
 def ultrafeedback_score(
@@ -35,7 +35,7 @@ def ultrafeedback_score(
     if ratings:
         return sum(ratings) / len(ratings)
     stored = completion.get("fine-grained_score")
-    return _number(stored, row=row, column=f"completions[{item}].fine-grained_score")
+    return number_value(stored, row=row, column=f"completions[{item}].fine-grained_score")
 
 
 def ultrafeedback_batch_to_candidates(
@@ -47,10 +47,10 @@ def ultrafeedback_batch_to_candidates(
     noted (``empty_response``, ``unrated_response``); a row left with no response is skipped
     (``no_responses``), as is an empty instruction (``empty_prompt``). ``source_id`` is the row index.
     """
-    out = _new_columns(CANDIDATE_COLUMNS, notes=True)
+    out = new_columns(CANDIDATE_COLUMNS, notes=True)
     for i in range(len(batch["instruction"])):
         row = row_label(i, indices)
-        prompt = _text(batch["instruction"][i], row=row, column="instruction")
+        prompt = text_value(batch["instruction"][i], row=row, column="instruction")
         completions = batch["completions"][i]
         if not isinstance(completions, (list, tuple)):
             raise RowError(
@@ -64,7 +64,7 @@ def ultrafeedback_batch_to_candidates(
                 raise RowError(
                     f"expected a dict, found {describe(completion)}", row=row, column=f"completions[{j}]"
                 )
-            text = _text(completion.get("response"), row=row, column=f"completions[{j}].response")
+            text = text_value(completion.get("response"), row=row, column=f"completions[{j}].response")
             score = ultrafeedback_score(completion, row=row, item=j)
             if not text.strip():
                 notes.append("empty_response")
@@ -76,5 +76,5 @@ def ultrafeedback_batch_to_candidates(
         skip = "empty_prompt" if not prompt.strip() else None if responses else "no_responses"
         sid = None if indices is None else str(indices[i])
         values = {"prompt": prompt, "responses": responses, "scores": scores, "source_id": sid}
-        _append(out, values, skip, notes)
+        append_row(out, values, skip, notes)
     return out

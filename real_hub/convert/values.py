@@ -11,14 +11,14 @@ from ..schema import NOTES, SKIP
 from ..validate import check_messages, describe
 
 
-def _text(value: Any, *, row: int | str, column: str) -> str:
+def text_value(value: Any, *, row: int | str, column: str) -> str:
     """A string (possibly empty: emptiness is a counted skip, not an error)."""
     if not isinstance(value, str):
         raise RowError(f"expected a string, found {describe(value)}", row=row, column=column)
     return value
 
 
-def _prompt(value: Any, *, row: int | str, column: str = "prompt") -> str | list[dict[str, str]]:
+def prompt_value(value: Any, *, row: int | str, column: str = "prompt") -> str | list[dict[str, str]]:
     """A prompt as given: a string, or a list of messages (normalised to role/content)."""
     if isinstance(value, str):
         return value
@@ -29,11 +29,13 @@ def _prompt(value: Any, *, row: int | str, column: str = "prompt") -> str | list
     )
 
 
-def _is_empty(prompt: str | list) -> bool:
+def is_empty_prompt(prompt: str | list) -> bool:
+    """Whether a prompt is empty: no messages, or only whitespace."""
     return not prompt if isinstance(prompt, list) else not prompt.strip()
 
 
-def _number(value: Any, *, row: int | str, column: str, optional: bool = True) -> float | None:
+def number_value(value: Any, *, row: int | str, column: str, optional: bool = True) -> float | None:
+    """A number as float (None allowed when ``optional``); RowError for other types and NaN."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
@@ -41,9 +43,9 @@ def _number(value: Any, *, row: int | str, column: str, optional: bool = True) -
     return float(value)
 
 
-def _pair_checks(prompt: Any, chosen: str, rejected: str) -> str | None:
+def pair_skip_reason(prompt: Any, chosen: str, rejected: str) -> str | None:
     """The skip reason shared by all pair sources, or None."""
-    if _is_empty(prompt):
+    if is_empty_prompt(prompt):
         return "empty_prompt"
     if not chosen.strip() or not rejected.strip():
         return "empty_response"
@@ -52,11 +54,12 @@ def _pair_checks(prompt: Any, chosen: str, rejected: str) -> str | None:
     return None
 
 
-def _new_columns(names: Sequence[str], notes: bool = False) -> dict[str, list]:
+def new_columns(names: Sequence[str], notes: bool = False) -> dict[str, list]:
+    """Empty output columns ``names`` plus the ``_skip`` mark (and ``_notes`` when ``notes``)."""
     return {name: [] for name in (*names, SKIP, *((NOTES,) if notes else ()))}
 
 
-def _append(
+def append_row(
     out: dict[str, list], values: Mapping[str, Any] | None, skip: str | None, notes: Iterable[str] = ()
 ) -> None:
     """Append one output row; a skipped row holds None everywhere but in ``_skip``."""
@@ -69,7 +72,8 @@ def _append(
             out[name].append(None if skip or values is None else values[name])
 
 
-def _source_id(batch: Mapping[str, list], i: int, indices: Sequence[int] | None) -> str | None:
+def source_id_of(batch: Mapping[str, list], i: int, indices: Sequence[int] | None) -> str | None:
+    """A row's ``source_id``: the input's column when present, else its dataset row index."""
     if "source_id" in batch:
         value = batch["source_id"][i]
         return None if value is None else str(value)

@@ -2,7 +2,9 @@
 
 - :func:`reward_accuracy`: on pairs with a reward per side, a pair is correct when the chosen
   reward is strictly higher than the rejected one (a tie counts as wrong, as in RewardBench), overall
-  and per group of any column (``subset``, ``domain``, ...).
+  and per group of any column (``subset``, ``domain``, ...). On RewardBench 2's best-of-N rows (a list
+  of rejected rewards), a row earns 1 when the chosen reward beats every rejected one and ``1/k`` when
+  ``k`` rewards tie at the top; its Ties subset gets RewardBench 2's weighted score (:func:`ties_score`).
 - :func:`best_of_n`: on candidates with a reward and a gold score per response, pick the response
   with the highest reward (lowest index on ties) and compare its gold score with the oracle's (the best
   gold score) and with a uniformly random pick (its exact expected value: the mean gold score).
@@ -42,21 +44,36 @@ def _columns(dataset: Dataset, names: list[str]) -> dict[str, list[Any]]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Pair accuracy
+# Pair accuracy, and RewardBench 2's best-of-N accuracy
+
+#: How a group's accuracy was computed.
+SCORING_ACCURACY = "accuracy"
+SCORING_TIES = "rewardbench2-ties"
+#: The subset RewardBench 2 scores with its own weighted rule (compared case-insensitively).
+TIES_SUBSET = "ties"
 
 
 @dataclass
 class GroupAccuracy:
-    """Accuracy of one group of pairs."""
+    """Accuracy of one group of rows.
+
+    ``correct`` is the sum of the rows' credits: 1 or 0 for pairs, ``1/k`` for a best-of-N row whose
+    chosen response ties with ``k - 1`` others at the top. ``score`` is set for RewardBench 2's Ties
+    subset (``scoring == "rewardbench2-ties"``): its weighted score, which is then the group's accuracy.
+    """
 
     group: str
     count: int
-    correct: int
+    correct: float
     ties: int
+    scoring: str = SCORING_ACCURACY
+    score: float | None = None
 
     @property
     def accuracy(self) -> float | None:
-        """``correct / count`` (None for an empty group)."""
+        """``correct / count`` (None for an empty group); the weighted score for the Ties subset."""
+        if self.scoring == SCORING_TIES:
+            return self.score
         return self.correct / self.count if self.count else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,39 +83,121 @@ class GroupAccuracy:
 
 @dataclass
 class AccuracyReport:
-    """What :func:`reward_accuracy` found: overall and per group (sorted by group name)."""
+    """What :func:`reward_accuracy` found: overall and per group (sorted by group name).
+
+    ``format`` is ``"pairs"`` (a float reward per side) or ``"best-of-n"`` (a list of rejected rewards,
+    RewardBench 2). ``mean_over_groups`` is the mean of the groups' accuracies (RewardBench 2's overall
+    score when grouped by ``subset``, the Ties subset entering with its weighted score).
+    """
 
     count: int
-    correct: int
+    correct: float
     ties: int
     chosen_column: str
     rejected_column: str
     by: str | None = None
     groups: list[GroupAccuracy] = field(default_factory=list)
+    format: str = "pairs"
 
     @property
     def accuracy(self) -> float | None:
-        """``correct / count`` (None when there are no pairs)."""
+        """``correct / count`` over all rows (None when there are none)."""
         return self.correct / self.count if self.count else None
 
+    @property
+    def mean_over_groups(self) -> float | None:
+        """The mean of the groups' accuracies (None without groups)."""
+        values = [g.accuracy for g in self.groups if g.accuracy is not None]
+        return sum(values) / len(values) if values else None
+
     def rows(self) -> list[dict[str, Any]]:
-        """One table row per group, then ``all``."""
+        """One table row per group, then ``all`` (and, for best-of-N rows, the mean over the groups)."""
         overall = GroupAccuracy("all", self.count, self.correct, self.ties)
-        return [g.to_dict() for g in (*self.groups, overall)]
+        out = [g.to_dict() for g in (*self.groups, overall)]
+        if self.groups and self.format == "best-of-n":
+            out.append(
+                {"group": f"mean over {self.by}", "count": len(self.groups), "correct": None, "ties": None,
+                 "scoring": "mean", "score": self.mean_over_groups, "accuracy": self.mean_over_groups}
+            )  # fmt: skip
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {
             "metric": "accuracy",
+            "format": self.format,
             "count": self.count,
             "correct": self.correct,
             "ties": self.ties,
             "accuracy": self.accuracy,
+            "mean_over_groups": self.mean_over_groups,
             "chosen_column": self.chosen_column,
             "rejected_column": self.rejected_column,
             "by": self.by,
             "groups": [g.to_dict() for g in self.groups],
         }
+
+
+def _rewards(value: Any, *, row: int, column: str) -> tuple[list[float], bool]:
+    """A side's reward(s): ``([r], False)`` for a number, ``(list, True)`` for a non-empty list."""
+    if isinstance(value, (list, tuple)):
+        return _number_list(value, row=row, column=column), True
+    return [_number(value, row=row, column=column)], False
+
+
+def best_of_n_credit(chosen: list[float], rejected: list[float]) -> tuple[float, bool]:
+    """RewardBench 2's credit of one row, and whether the top was shared.
+
+    The first chosen reward against every other reward of the row: ``1/k`` when it is the highest and
+    ``k`` rewards (itself included) share that value, else 0.
+    """
+    scores = [*chosen, *rejected]
+    top = max(scores)
+    if chosen[0] != top:
+        return 0.0, False
+    k = sum(s == top for s in scores)
+    return 1.0 / k, k > 1
+
+
+def _prompt_stats(correct: list[float], incorrect: list[float]) -> tuple[bool, float, float]:
+    """RewardBench 2's per-prompt Ties statistics: accurate, spread of the correct, correct-incorrect gap."""
+    spread = max(correct) - min(correct) if len(correct) > 1 else math.nan
+    gap = min(correct) - max(incorrect)
+    return gap > 0, spread, gap
+
+
+def ties_score(rows: list[tuple[str, list[float], list[float]]]) -> float:
+    """RewardBench 2's weighted score of the Ties subset.
+
+    ``rows`` are ``(id, correct_rewards, incorrect_rewards)``; ids are ``"ref:<n>"`` (a reference prompt
+    with one correct answer) or ``"tied:<n>"`` (the same prompt with several equally correct answers).
+    The score is ``0.3 * tied accuracy + 0.3 * ref accuracy + 0.2 * P(gap > spread) + 0.2 * P(min(ref gap,
+    tied gap) > spread) + 0.01 * mean(tanh(min(ref gap, tied gap) / spread - 1))`` where a prompt is
+    accurate when every correct answer outscores every incorrect one, ``gap`` is the worst correct minus
+    the best incorrect reward and ``spread`` the best minus the worst correct reward of the tied prompt;
+    the three margin terms run over prompts present as both ``ref`` and ``tied`` (0 when there are none).
+    """
+    import numpy as np
+
+    ref: dict[str, tuple[bool, float, float]] = {}
+    tied: dict[str, tuple[bool, float, float]] = {}
+    for key, correct, incorrect in rows:
+        kind, _, prompt_id = key.partition(":")
+        (ref if kind == "ref" else tied)[prompt_id] = _prompt_stats(correct, incorrect)
+    ref_accuracy = float(np.mean([s[0] for s in ref.values()])) if ref else 0.0
+    tied_accuracy = float(np.mean([s[0] for s in tied.values()])) if tied else 0.0
+    common = sorted(set(ref) & set(tied))
+    if common:
+        spread = np.array([tied[p][1] for p in common])
+        gap_tied = np.array([tied[p][2] for p in common])
+        gap_hard = np.minimum(np.array([ref[p][2] for p in common]), gap_tied)
+        preferred = float(np.mean(gap_tied > spread))
+        preferred_hard = float(np.mean(gap_hard > spread))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            margin = float(np.mean(np.nan_to_num(np.tanh(gap_hard / spread - 1), nan=0.0)))
+    else:
+        preferred = preferred_hard = margin = 0.0
+    return 0.3 * tied_accuracy + 0.3 * ref_accuracy + 0.2 * preferred + 0.2 * preferred_hard + 0.01 * margin
 
 
 def reward_accuracy(
@@ -107,36 +206,80 @@ def reward_accuracy(
     chosen_column: str = "chosen_reward",
     rejected_column: str = "rejected_reward",
     by: str | None = None,
+    id_column: str = "id",
 ) -> AccuracyReport:
-    """RewardBench-style accuracy: the share of pairs whose chosen reward is strictly higher.
+    """RewardBench-style accuracy of rewards, for pairs and for RewardBench 2's best-of-N rows.
+
+    - **Pairs** (a number in each column): a row is correct when the chosen reward is strictly higher;
+      equal rewards count as wrong (and in ``ties``), as in RewardBench.
+    - **Best-of-N** (a list of rewards in ``rejected_column``, and a number or a list in ``chosen_column``,
+      as :class:`~real_hub.DensityRatioReward` writes for RewardBench 2's ``chosen``/``rejected`` lists):
+      the (first) chosen reward against all the others, as RewardBench 2 scores it: credit 1 when it is
+      the strict maximum, ``1/k`` when ``k`` rewards (itself included) tie at the top (counted in
+      ``ties``), else 0.
+    - **Ties subset**: grouped ``by`` a column whose value is ``Ties`` (any case), a best-of-N group is
+      scored with RewardBench 2's weighted rule (:func:`ties_score`): chosen rewards are the correct
+      answers, rejected the incorrect ones, and ``id_column`` holds ``ref:<n>``/``tied:<n>``. The group's
+      ``accuracy`` is that score; the overall ``correct``/``count`` still use the per-row credit.
 
     Args:
-        dataset: Pairs with a reward per side.
-        chosen_column: Reward of the preferred response.
-        rejected_column: Reward of the other response.
-        by: Optional column to group by (its values, as strings, name the groups).
+        dataset: Rows with a reward per side (pairs) or a list of rejected rewards (best-of-N).
+        chosen_column: Reward(s) of the preferred response(s).
+        rejected_column: Reward(s) of the other response(s).
+        by: Optional column to group by (its values, as strings, name the groups); ``"subset"`` for
+            RewardBench 2, whose overall score is then :attr:`AccuracyReport.mean_over_groups`.
+        id_column: The Ties subset's ``ref:<n>``/``tied:<n>`` ids.
 
     Returns:
-        An :class:`AccuracyReport`; equal rewards count as wrong (and are counted in ``ties``).
+        An :class:`AccuracyReport`.
     """
     wanted = [chosen_column, rejected_column, *([by] if by else [])]
     require_columns(dataset.column_names, wanted, hint="score the pairs first, e.g. with DensityRatioReward")
-    values = _columns(dataset, wanted)
-    tallies: dict[str, list[int]] = {}
-    count = correct = ties = 0
+    ids = id_column in dataset.column_names
+    values = _columns(dataset, wanted + ([id_column] if ids else []))
+    tallies: dict[str, list[float]] = {}
+    ties_rows: dict[str, list[tuple[str, list[float], list[float]]]] = {}
+    count, correct, ties = 0, 0.0, 0
+    formats = set()
     for i, (a, b) in enumerate(zip(values[chosen_column], values[rejected_column], strict=True)):
-        ra = _number(a, row=i, column=chosen_column)
-        rb = _number(b, row=i, column=rejected_column)
-        hit, tie = int(ra > rb), int(ra == rb)
-        count, correct, ties = count + 1, correct + hit, ties + tie
+        chosen, chosen_list = _rewards(a, row=i, column=chosen_column)
+        rejected, rejected_list = _rewards(b, row=i, column=rejected_column)
+        if chosen_list or rejected_list:
+            formats.add("best-of-n")
+            credit, tie = best_of_n_credit(chosen, rejected)
+        else:
+            formats.add("pairs")
+            credit, tie = float(chosen[0] > rejected[0]), chosen[0] == rejected[0]
+        count, correct, ties = count + 1, correct + credit, ties + int(tie)
         if by:
-            tally = tallies.setdefault(str(values[by][i]), [0, 0, 0])
+            group = str(values[by][i])
+            tally = tallies.setdefault(group, [0, 0.0, 0])
             tally[0] += 1
-            tally[1] += hit
-            tally[2] += tie
-    groups = [GroupAccuracy(name, *t) for name, t in sorted(tallies.items())]
-    report = AccuracyReport(count, correct, ties, chosen_column, rejected_column, by, groups)
-    logger.info("Reward accuracy %s over %d pairs (%d ties)", report.accuracy, count, ties)
+            tally[1] += credit
+            tally[2] += int(tie)
+            if group.lower() == TIES_SUBSET and rejected_list:
+                row_id = values[id_column][i] if ids else None
+                if not isinstance(row_id, str) or row_id.partition(":")[0] not in ("ref", "tied"):
+                    raise RowError(
+                        f"RewardBench 2's Ties subset needs ids 'ref:<n>' or 'tied:<n>' in column "
+                        f"{id_column!r}, found {row_id!r}",
+                        row=i,
+                        column=id_column,
+                    )
+                ties_rows.setdefault(group, []).append((row_id, chosen, rejected))
+    fmt = "best-of-n" if "best-of-n" in formats else "pairs"
+    if fmt == "pairs":  # whole numbers of correct pairs, as before best-of-N rows existed
+        correct = int(correct)
+        for tally in tallies.values():
+            tally[1] = int(tally[1])
+    groups = []
+    for name, (n, c, t) in sorted(tallies.items()):
+        if name in ties_rows:
+            groups.append(GroupAccuracy(name, int(n), c, int(t), SCORING_TIES, ties_score(ties_rows[name])))
+        else:
+            groups.append(GroupAccuracy(name, int(n), c, int(t)))
+    report = AccuracyReport(count, correct, ties, chosen_column, rejected_column, by, groups, fmt)
+    logger.info("Reward accuracy %s over %d rows (%d ties at the top)", report.accuracy, count, ties)
     return report
 
 
@@ -238,4 +381,12 @@ def best_of_n(
     return report
 
 
-__all__ = ["AccuracyReport", "BestOfNReport", "GroupAccuracy", "best_of_n", "reward_accuracy"]
+__all__ = [
+    "AccuracyReport",
+    "BestOfNReport",
+    "GroupAccuracy",
+    "best_of_n",
+    "best_of_n_credit",
+    "reward_accuracy",
+    "ties_score",
+]

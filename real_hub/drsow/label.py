@@ -36,22 +36,28 @@ import numpy as np
 import pyarrow.compute as pc
 from datasets import Dataset, Features, Value
 
-from ..arrays import add_passthrough_features, column_names, is_scalar_column, python_column, raw_column
+from ..arrays import column_names, python_column
 from ..errors import ColumnError, ConfigError, RowError
-from ..hub.dataset_card import summarize
-from ..processor import Processor
-from ..real.select import row_key, splitmix64
+from ..processor import EmittedRows, Processor, drop_skipped
+from ..reporting import summarize
+from ..schema import (
+    FEWER_THAN_TWO_RESPONSES,
+    LOW_MARGIN,
+    MISSING_REWARD,
+    REWARD_PAIR_COLUMNS,
+    SKIP_REASON,
+    TIE,
+    TIED_REWARDS,
+    passthrough_features,
+    passthrough_values,
+    reward_pair_features,
+)
+from ..seeding import random_other, row_key
 from ..validate import check_text_list, require_columns, row_label
 
 logger = logging.getLogger(__name__)
 
 MODES = ("best-vs-worst", "best-vs-random")
-SKIP_TIE = "tie"
-SKIP_LOW_MARGIN = "abstain_low_margin"
-SKIP_MISSING_REWARD = "missing_reward"
-SKIP_FEWER_THAN_TWO = "fewer_than_two_responses"
-SKIP_TIED_REWARDS = "tied_rewards"
-_GAMMA = 0x9E3779B97F4A7C15
 _WORD = re.compile(r"(?<![A-Za-z0-9])chosen(?![A-Za-z0-9])")
 
 
@@ -81,9 +87,9 @@ def _reward(value: Any, *, row: int | str, column: str) -> float | None:
 
 def _skip_reason(margin: float, min_margin: float) -> str | None:
     if margin == 0:
-        return SKIP_TIE
+        return TIE
     if margin < min_margin:
-        return SKIP_LOW_MARGIN
+        return LOW_MARGIN
     return None
 
 
@@ -150,7 +156,7 @@ class OrientByReward(Processor):
             ["chosen", "rejected", self.chosen_reward_column, self.rejected_reward_column],
             hint="OrientByReward expects pairs with a reward per side, e.g. from DensityRatioReward",
         )
-        columns = {n: python_column(batch, n) for n in names if n not in ("margin", "flipped", "skip_reason")}
+        columns = {n: python_column(batch, n) for n in names if n not in ("margin", "flipped", SKIP_REASON)}
         chosen_r = columns[self.chosen_reward_column]
         rejected_r = columns[self.rejected_reward_column]
         kept: list[int] = []
@@ -163,7 +169,7 @@ class OrientByReward(Processor):
             ra = _reward(a, row=label, column=self.chosen_reward_column)
             rb = _reward(b, row=label, column=self.rejected_reward_column)
             if ra is None or rb is None:
-                reason: str | None = SKIP_MISSING_REWARD
+                reason: str | None = MISSING_REWARD
                 margin = None
             else:
                 margin = abs(ra - rb)
@@ -184,7 +190,7 @@ class OrientByReward(Processor):
         out["margin"] = margins
         out["flipped"] = [f if r is None else None for f, r in zip(flip, reasons, strict=True)]
         if self.keep_skipped:
-            out["skip_reason"] = reasons
+            out[SKIP_REASON] = reasons
         if skipped:
             logger.debug("OrientByReward skipped %s in a batch of %d pairs", dict(skipped), len(chosen_r))
         return out
@@ -192,7 +198,7 @@ class OrientByReward(Processor):
     def output_features(self, input_features: Features) -> Features:
         """The input features plus ``margin`` (float64), ``flipped`` (bool) and, if kept, ``skip_reason``."""
         features = Features(
-            {k: v for k, v in input_features.items() if k not in ("margin", "flipped", "skip_reason")}
+            {k: v for k, v in input_features.items() if k not in ("margin", "flipped", SKIP_REASON)}
         )
         for left, right in self._swaps(list(features)):
             if left in features and right in features and features[left] != features[right]:
@@ -203,32 +209,12 @@ class OrientByReward(Processor):
         features["margin"] = Value("float64")
         features["flipped"] = Value("bool")
         if self.keep_skipped:
-            features["skip_reason"] = Value("string")
+            features[SKIP_REASON] = Value("string")
         return features
 
 
 # ----------------------------------------------------------------------------------------------
 # Candidates: best-vs-worst, best-vs-random
-
-PAIR_COLUMNS = (
-    "prompt",
-    "chosen",
-    "rejected",
-    "margin",
-    "chosen_reward",
-    "rejected_reward",
-    "chosen_index",
-    "rejected_index",
-    "chosen_score",
-    "rejected_score",
-    "strategy",
-)
-
-
-def random_other(key: int, count: int) -> int:
-    """The position drawn among ``count`` others: ``splitmix64(key + gamma) % count``."""
-    z = splitmix64(np.array([(key + _GAMMA) % 2**64], dtype=np.uint64))
-    return int(z[0] % np.uint64(count))
 
 
 class PairsFromRewards(Processor):
@@ -277,7 +263,7 @@ class PairsFromRewards(Processor):
         self.keep_skipped = bool(keep_skipped)
 
     def _consumed(self) -> set[str]:
-        return {"prompt", self.responses_column, self.rewards_column, self.scores_column, "skip_reason"}
+        return {"prompt", self.responses_column, self.rewards_column, self.scores_column, SKIP_REASON}
 
     def _list(self, value: Any, n: int, *, row: int | str, column: str) -> list[Any]:
         if not isinstance(value, (list, tuple)) or len(value) != n:
@@ -294,14 +280,14 @@ class PairsFromRewards(Processor):
             first.setdefault(text, j)
         keep = list(first.values())
         if len(keep) < 2:
-            return SKIP_FEWER_THAN_TWO
+            return FEWER_THAN_TWO_RESPONSES
         values = [_reward(rewards[j], row=label, column=f"{self.rewards_column}[{j}]") for j in keep]
         if any(v is None for v in values):
-            return SKIP_MISSING_REWARD
+            return MISSING_REWARD
         best = max(range(len(keep)), key=lambda p: (values[p], -p))
         worst = min(range(len(keep)), key=lambda p: (values[p], p))
         if values[best] == values[worst]:
-            return SKIP_TIED_REWARDS
+            return TIED_REWARDS
         if self.mode == "best-vs-worst":
             other = worst
         else:
@@ -326,22 +312,13 @@ class PairsFromRewards(Processor):
         scores = (
             python_column(batch, self.scores_column) if self.scores_column in names else [None] * len(prompts)
         )
-        extra = {
-            n: python_column(batch, n)
-            for n in names
-            if n not in self._consumed()
-            and n not in PAIR_COLUMNS
-            and (n == "source_id" or is_scalar_column(raw_column(batch, n)))
-        }
-        out: dict[str, list] = {c: [] for c in (*PAIR_COLUMNS, *extra)}
-        if self.keep_skipped:
-            out["skip_reason"] = []
-        skipped: Counter[str] = Counter()
+        carried = passthrough_values(batch, self._consumed(), REWARD_PAIR_COLUMNS)
+        out = EmittedRows(REWARD_PAIR_COLUMNS, carried, keep_skipped=self.keep_skipped)
         for i, prompt in enumerate(prompts):
             label = row_label(i, indices)
             texts = check_text_list(responses[i], row=label, column=self.responses_column)
             if rewards[i] is None:
-                picked: tuple[int, int, float] | str = SKIP_MISSING_REWARD
+                picked: tuple[int, int, float] | str = MISSING_REWARD
             else:
                 row_rewards = self._list(rewards[i], len(texts), row=label, column=self.rewards_column)
                 picked = self._pick(prompt, texts, row_rewards, label)
@@ -349,11 +326,7 @@ class PairsFromRewards(Processor):
             if row_scores is not None:
                 row_scores = self._list(row_scores, len(texts), row=label, column=self.scores_column)
             if isinstance(picked, str):
-                skipped[picked] += 1
-                if not self.keep_skipped:
-                    continue
-                values: dict[str, Any] = {"prompt": prompt, "strategy": self.mode}
-                out["skip_reason"].append(picked)
+                out.skip(i, picked, {"prompt": prompt, "strategy": self.mode})
             else:
                 a, b, margin = picked
                 values = {
@@ -373,35 +346,14 @@ class PairsFromRewards(Processor):
                     else float(row_scores[b]),
                     "strategy": self.mode,
                 }
-                if self.keep_skipped:
-                    out["skip_reason"].append(None)
-            for c in PAIR_COLUMNS:
-                out[c].append(values.get(c))
-            for n, column in extra.items():
-                out[n].append(column[i])
-        if skipped:
-            logger.debug("PairsFromRewards skipped %s in a batch of %d rows", dict(skipped), len(prompts))
-        return out
+                out.emit(i, values)
+        return out.finish("PairsFromRewards", len(prompts))
 
     def output_features(self, input_features: Features | None = None) -> Features:
         """Features of the output rows; pass the input's features to type ``prompt`` and carried columns."""
         given = input_features or Features()
-        features = Features(
-            {
-                "prompt": given.get("prompt", Value("string")),
-                "chosen": Value("string"),
-                "rejected": Value("string"),
-                "margin": Value("float64"),
-                "chosen_reward": Value("float64"),
-                "rejected_reward": Value("float64"),
-                "chosen_index": Value("int64"),
-                "rejected_index": Value("int64"),
-                "chosen_score": Value("float64"),
-                "rejected_score": Value("float64"),
-                "strategy": Value("string"),
-            }
-        )
-        return add_passthrough_features(features, given, self._consumed(), self.keep_skipped)
+        features = reward_pair_features(given.get("prompt"))
+        return passthrough_features(features, given, self._consumed(), self.keep_skipped)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -500,13 +452,7 @@ def label_pairs(
         features=features,
         desc=f"Labelling pairs ({label})",
     )
-    table = rows.with_format("arrow")
-    reasons = table["skip_reason"]
-    counts = pc.value_counts(reasons.drop_null()).to_pylist() if len(reasons) else []
-    skipped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
-    if skipped:
-        rows = rows.select(np.flatnonzero(reasons.is_null().to_numpy(zero_copy_only=False)))
-    pairs = rows.remove_columns("skip_reason")
+    pairs, skipped = drop_skipped(rows)
     margins = pairs.with_format("arrow")["margin"].to_pylist() if len(pairs) else []
     flipped = None
     if label == "orient":

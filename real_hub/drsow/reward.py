@@ -146,7 +146,9 @@ class DensityRatioReward(Processor):
 
     Pairs (``prompt``, ``chosen``, ``rejected``) get ``chosen_reward``, ``rejected_reward``,
     ``chosen_logp_strong``, ``chosen_logp_weak``, ``chosen_tokens`` (strong tokenizer),
-    ``chosen_tokens_weak`` and the same for ``rejected``; candidates (``prompt``, ``responses``) get the
+    ``chosen_tokens_weak`` and the same for ``rejected``; a side that holds a list of responses
+    (RewardBench 2's ``chosen``/``rejected`` lists, best-of-4) gets lists of those values, one per
+    response, so the whole benchmark is one ``map``; candidates (``prompt``, ``responses``) get the
     lists ``rewards``, ``logps_strong``, ``logps_weak``, ``tokens`` and ``tokens_weak``. Every row also
     gets ``reward_normalize`` and, with routing, ``domain``. Rendering and normalisation are described in
     the module docstring. Prompts are text or lists of ``{"role", "content"}`` messages.
@@ -293,11 +295,15 @@ class DensityRatioReward(Processor):
         f64, i64 = Value("float64"), Value("int64")
         if self.input_columns(list(features)) == PAIR_COLUMNS:
             for col in PAIR_COLUMNS:
-                out[f"{col}_reward"] = f64
-                out[f"{col}_logp_strong"] = f64
-                out[f"{col}_logp_weak"] = f64
-                out[f"{col}_tokens"] = i64
-                out[f"{col}_tokens_weak"] = i64
+                many = _is_text_list_feature(features[col])
+                for name, value in (
+                    ("reward", f64),
+                    ("logp_strong", f64),
+                    ("logp_weak", f64),
+                    ("tokens", i64),
+                    ("tokens_weak", i64),
+                ):
+                    out[f"{col}_{name}"] = List(value) if many else value
         else:
             for name, value in (
                 ("rewards", f64),
@@ -356,9 +362,15 @@ class DensityRatioReward(Processor):
         labels = [row_label(i, indices) for i in range(n)]
         prompts = [_check_prompt(batch["prompt"][i], labels[i]) for i in range(n)]
         responses: list[list[str]] = []
+        shapes: list[list[int | None]] = []  # pairs: per side, None for one response or the list's length
         for i in range(n):
             if columns == PAIR_COLUMNS:
-                row = [check_text(response_text(batch[c][i]), row=labels[i], column=c) for c in PAIR_COLUMNS]
+                row, shape = [], []
+                for c in PAIR_COLUMNS:
+                    texts, is_list = _pair_side(batch[c][i], labels[i], c)
+                    row.extend(texts)
+                    shape.append(len(texts) if is_list else None)
+                shapes.append(shape)
             else:
                 value = batch[CANDIDATES_COLUMN][i]
                 if value is None or isinstance(value, str) or not hasattr(value, "__len__"):
@@ -432,13 +444,15 @@ class DensityRatioReward(Processor):
         if domains is not None:
             self._stats.domains.update(domains)
 
-        out = self._columns(columns, responses, rewards, strong, weak)
+        out = self._columns(columns, responses, rewards, strong, weak, shapes)
         out["reward_normalize"] = [self.normalize] * n
         if domains is not None:
             out["domain"] = domains
         return out
 
-    def _columns(self, columns: tuple[str, ...], responses: list[list[str]], rewards, strong, weak) -> dict:
+    def _columns(
+        self, columns: tuple[str, ...], responses: list[list[str]], rewards, strong, weak, shapes
+    ) -> dict:
         ends = np.cumsum([len(r) for r in responses])[:-1]
 
         def split(values: np.ndarray) -> list[np.ndarray]:
@@ -452,11 +466,16 @@ class DensityRatioReward(Processor):
             "tokens_weak": split(weak.n_tokens),
         }
         if columns == PAIR_COLUMNS:
-            return {
-                f"{col}_{name}": [row[j].item() for row in values]
-                for j, col in enumerate(PAIR_COLUMNS)
-                for name, values in parts.items()
-            }
+            out: dict[str, list] = {f"{col}_{name}": [] for col in PAIR_COLUMNS for name in parts}
+            for r, shape in enumerate(shapes):
+                start = 0
+                for col, size in zip(PAIR_COLUMNS, shape, strict=True):
+                    stop = start + (size or 1)
+                    for name, values in parts.items():
+                        chunk = values[r][start:stop]
+                        out[f"{col}_{name}"].append(chunk.tolist() if size is not None else chunk[0].item())
+                    start = stop
+            return out
         names = {
             "reward": "rewards",
             "logp_strong": "logps_strong",
@@ -465,6 +484,23 @@ class DensityRatioReward(Processor):
             "tokens_weak": "tokens_weak",
         }
         return {names[name]: [row.tolist() for row in values] for name, values in parts.items()}
+
+
+def _is_text_list_feature(feature: Any) -> bool:
+    """Whether a feature is a list of strings (not a list of chat messages)."""
+    from datasets import LargeList, List, Sequence, Value
+
+    inner = getattr(feature, "feature", None) if isinstance(feature, (List, LargeList, Sequence)) else None
+    return isinstance(inner, Value) and inner.dtype in ("string", "large_string")
+
+
+def _pair_side(value: Any, label: int | str, column: str) -> tuple[list[str], bool]:
+    """A pair side's response(s): one text (or TRL completion), or a list of texts (RewardBench 2)."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        if not value:
+            raise RowError("expected at least one response, found an empty list", row=label, column=column)
+        return [check_text(v, row=label, column=f"{column}[{j}]") for j, v in enumerate(value)], True
+    return [check_text(response_text(value), row=label, column=column)], False
 
 
 def _tokenizers_differ(a: Any, b: Any) -> bool:

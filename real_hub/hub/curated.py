@@ -9,21 +9,18 @@ commit per config), and :func:`load_curated` reads a config back from either.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
 import shutil
-import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_dataset
 from huggingface_hub import DatasetCard
 
-from ..errors import ConfigError, FormatError, HubError
+from ..errors import ConfigError, FormatError, hub_errors
 from .dataset_card import Provenance, Statistics, build_card, read_metadata
 
 logger = logging.getLogger(__name__)
@@ -178,7 +175,8 @@ def push_curated(
     _check_name("config", config_name)
     api = HfApi(token=token)
     secret = token or get_token()
-    with _hub_errors(repo_id, config_name, api.endpoint, secret):
+    what = f"pushing config {config_name!r} to dataset repo {repo_id} on {api.endpoint} failed"
+    with hub_errors(what, repo_id=repo_id, secret=secret):
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         info = api.repo_info(repo_id, repo_type="dataset")
         if private and not info.private:
@@ -246,45 +244,3 @@ def _glob(pattern: str) -> re.Pattern[str]:
     parts = re.split(r"(\*\*|\*|\?)", pattern)
     wild = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
     return re.compile("".join(wild.get(p, re.escape(p)) for p in parts))
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Connection errors of the HTTP library ``huggingface_hub`` uses (httpx in 1.x, httpx2 in 2.x)."""
-    found = [getattr(sys.modules[m], "TransportError", None) for m in ("httpx", "httpx2") if m in sys.modules]
-    return tuple(e for e in found if isinstance(e, type))
-
-
-@contextlib.contextmanager
-def _hub_errors(repo_id: str, config: str, endpoint: str, secret: str | None) -> Iterator[None]:
-    """Turn what the Hub client raises into :class:`HubError`, with the token scrubbed from the message."""
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-
-    what = f"pushing config {config!r} to dataset repo {repo_id} on {endpoint} failed"
-    try:
-        yield
-    except (HfHubHTTPError, ConnectionError, TimeoutError, *_transport_errors()) as err:
-        text = str(err).strip()
-        status = (
-            err.response.status_code if isinstance(err, HfHubHTTPError) and err.response is not None else None
-        )
-        if isinstance(err, RepositoryNotFoundError):
-            reason = "the repo was not found, or the token cannot see it"
-        elif status == 401:
-            reason = "the Hub refused the token" if secret else "no token"
-            reason += (
-                " (401 Unauthorized); log in with `hf auth login`, set HF_TOKEN or pass token= (write access)"
-            )
-        elif status == 403:
-            reason = f"the token has no write access to {repo_id} (403 Forbidden)"
-        elif status == 412:
-            reason = "the repo changed while pushing (412 Precondition Failed); push again"
-        elif status is not None:
-            reason = text.splitlines()[0] if text else f"HTTP {status}"
-        else:
-            reason = (
-                f"could not reach the Hub ({text or type(err).__name__}); check the network and HF_ENDPOINT"
-            )
-        if secret:
-            reason = reason.replace(secret, "<token>")
-        # Keep the client's exception as the cause unless its text holds the token.
-        raise HubError(f"{what}: {reason}") from (None if secret and secret in text else err)

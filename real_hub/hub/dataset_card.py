@@ -8,14 +8,17 @@ config, so writing another config keeps the sections already there.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..reporting import markdown_cell
+
 TAGS = ["dpo", "preference", "real-hub"]
+TEMPLATES = Path(__file__).parent / "templates"
 _SECTION = re.compile(
     r"<!-- real-hub:config:(?P<name>[^ ]+):start -->.*?<!-- real-hub:config:(?P=name):end -->\n?", re.S
 )
@@ -32,6 +35,8 @@ class Provenance:
     embedder_revision: str | None = None
     reward_models: dict[str, str] | None = None
     normalize: str | None = None
+    generator: dict[str, Any] | None = None
+    """For prompt-only sources: the model that generated the candidates and its sampling parameters."""
     strategy: str | None = None
     pairs_per_prompt: int | None = None
     budget: float | None = None
@@ -62,6 +67,8 @@ class Statistics:
     annotation_saved: float | None = None
     similarity: dict[str, float] = field(default_factory=dict)
     margin: dict[str, float] = field(default_factory=dict)
+    generation: dict[str, int] = field(default_factory=dict)
+    """For prompt-only sources: samples, tokens, stops, truncations, empty and all-identical rows."""
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, for the card's YAML."""
@@ -74,61 +81,26 @@ class Statistics:
         return cls(**known)
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of real-hub and the libraries that shape its output, for provenance."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for dist in ("real-hub", "datasets", "huggingface-hub", "transformers", "sentence-transformers", "torch"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
-    return out
+def _template(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
-def summarize(values: Any) -> dict[str, float]:
-    """Count, min, mean, median and max of a numeric column, for the card."""
-    import numpy as np
+def config_section(config: str, provenance: Provenance, statistics: Statistics) -> str:
+    """The card body's marked section of one config: provenance and statistics tables."""
+    import jinja2
 
-    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if arr.size == 0:
-        return {"count": 0}
-    return {
-        "count": int(arr.size),
-        "min": round(float(arr.min()), 6),
-        "mean": round(float(arr.mean()), 6),
-        "median": round(float(np.median(arr)), 6),
-        "max": round(float(arr.max()), 6),
-    }
-
-
-def _section(config: str, prov: Provenance, stats: Statistics) -> str:
-    lines = [f"<!-- real-hub:config:{config}:start -->", f"### Config `{config}`", ""]
-    p = prov.to_dict()
-    if p:
-        lines += ["**Provenance**", "", "| field | value |", "| --- | --- |"]
-        lines += [f"| {k} | {_cell(v)} |" for k, v in p.items()]
-        lines.append("")
-    s = stats.to_dict()
-    if s:
-        lines += ["**Statistics**", "", "| statistic | value |", "| --- | --- |"]
-        for k, v in s.items():
-            if isinstance(v, dict):
-                lines += [f"| {k}.{kk} | {_cell(vv)} |" for kk, vv in v.items()]
-            else:
-                lines.append(f"| {k} | {_cell(v)} |")
-        lines.append("")
-    lines.append(f"<!-- real-hub:config:{config}:end -->")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value).replace("|", "\\|")
+    stats = []
+    for key, value in statistics.to_dict().items():
+        if isinstance(value, dict):
+            stats += [(f"{key}.{k}", markdown_cell(v)) for k, v in value.items()]
+        else:
+            stats.append((key, markdown_cell(value)))
+    template = jinja2.Template(_template("dataset_card_config.md"), keep_trailing_newline=True)
+    return template.render(
+        config=config,
+        provenance=[(k, markdown_cell(v)) for k, v in provenance.to_dict().items()],
+        statistics=stats,
+    )
 
 
 def build_card(
@@ -159,31 +131,14 @@ def build_card(
         real_hub={"configs": dict(sorted(meta.items()))},
     )
     sections = {m.group("name"): m.group(0) for m in _SECTION.finditer(existing.text)} if existing else {}
-    sections[config] = _section(config, provenance, statistics)
-    first = configs[0]["config_name"]
-    body = "\n".join(
-        [
-            f"# {data.pretty_name}",
-            "",
-            "Preference pairs (prompt, chosen, rejected) curated with "
-            "[real-hub](https://github.com/real-hub/real-hub): REAL selection of dissimilar response pairs "
-            "(arXiv 2409.17169) and, where recorded, Dr.SoW density-ratio rewards (arXiv 2411.02481). "
-            "One config per selection strategy.",
-            "",
-            "## Load it",
-            "",
-            "```python",
-            "from datasets import load_dataset",
-            "",
-            f'pairs = load_dataset("{repo_or_folder}", "{first}")',
-            "```",
-            "",
-            "## Configs",
-            "",
-            *[sections[name] for name in sorted(sections)],
-        ]
+    sections[config] = config_section(config, provenance, statistics)
+    return DatasetCard.from_template(
+        data,
+        template_path=str(TEMPLATES / "dataset_card.md"),
+        repo_id=repo_or_folder,
+        first_config=configs[0]["config_name"],
+        sections=[sections[name] for name in sorted(sections)],
     )
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
 def read_metadata(card: DatasetCard, config: str) -> tuple[Provenance, Statistics]:
@@ -194,8 +149,3 @@ def read_metadata(card: DatasetCard, config: str) -> tuple[Provenance, Statistic
     return Provenance.from_dict(entry.get("provenance", {})), Statistics.from_dict(
         entry.get("statistics", {})
     )
-
-
-def dumps(data: Any) -> str:
-    """JSON for logs and reports (sorted keys)."""
-    return json.dumps(data, indent=2, sort_keys=True, default=str)

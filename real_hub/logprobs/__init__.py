@@ -48,12 +48,12 @@ How it is computed (:func:`score_sequences`):
 """
 
 from .encoding import EncodedPair, SequenceScores, encode_pairs
-from .engine import STRATEGIES, score_encoded, score_sequences
+from .engine import SCORING_PATHS, score_encoded, score_sequences
 from .runner import DISABLE_PROGRESS_ENV
 
 __all__ = [
     "DISABLE_PROGRESS_ENV",
-    "STRATEGIES",
+    "SCORING_PATHS",
     "EncodedPair",
     "SequenceScores",
     "encode_pairs",

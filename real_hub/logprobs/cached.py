@@ -7,24 +7,24 @@ from dataclasses import dataclass
 import torch
 
 from .encoding import EncodedPair
-from .runner import _batches, _gather, _pad, _positions, _Runner
+from .runner import Runner, gather_rows, length_batches, pad_to, positions_from
 
 
-def _score_full(
-    runner: _Runner, pairs: list[EncodedPair], order: list[int], batch_size: int, sink, bar
+def score_full(
+    runner: Runner, pairs: list[EncodedPair], order: list[int], batch_size: int, sink, bar
 ) -> None:
     """Prompt + response in one pass per batch (no sharing)."""
     order = sorted(
         order,
         key=lambda i: (len(pairs[i].context) + len(pairs[i].response), pairs[i].context, pairs[i].response),
     )
-    for batch in _batches(order, batch_size):
-        ids, mask, lengths = _pad([pairs[i].context + pairs[i].response for i in batch], runner.device)
-        hidden, _ = runner.forward(ids, mask, _positions(ids))
+    for batch in length_batches(order, batch_size):
+        ids, mask, lengths = pad_to([pairs[i].context + pairs[i].response for i in batch], runner.device)
+        hidden, _ = runner.forward(ids, mask, positions_from(ids))
         n_ctx = torch.tensor([len(pairs[i].context) for i in batch], device=runner.device)
         counts = lengths - n_ctx
-        rows = _gather(hidden, n_ctx - 1, counts)
-        targets = _gather(ids[:, :, None], n_ctx, counts).squeeze(1)
+        rows = gather_rows(hidden, n_ctx - 1, counts)
+        targets = gather_rows(ids[:, :, None], n_ctx, counts).squeeze(1)
         sink(batch, runner.token_logps(rows, targets))
         bar.update(1)
 
@@ -37,7 +37,7 @@ class _Window:
     responses: list[list[tuple[int, int, int]]]  # batches of (pair index, context batch, row in it)
 
 
-def _shared_plan(
+def shared_plan(
     pairs: list[EncodedPair], order: list[int], batch_size: int, cache_tokens: int
 ) -> list[_Window]:
     """Group contexts into length-bucketed batches and windows; bucket each window's responses by length."""
@@ -46,7 +46,7 @@ def _shared_plan(
         groups.setdefault(pairs[i].context, []).append(i)
     windows: list[_Window] = []
     held = cache_tokens  # padded context tokens in the last window: start a new one at once
-    for ctx_batch in _batches(sorted(groups, key=lambda c: (len(c), c)), batch_size):
+    for ctx_batch in length_batches(sorted(groups, key=lambda c: (len(c), c)), batch_size):
         size = len(ctx_batch) * len(ctx_batch[-1])  # sorted by length: the last one is the longest
         if held + size > cache_tokens:
             windows.append(_Window([], []))
@@ -61,7 +61,9 @@ def _shared_plan(
             for i in groups[c]
         ]
         members.sort(key=lambda m: (len(pairs[m[0]].response), pairs[m[0]].response, m[1:]))
-        window.responses = [sorted(batch, key=lambda m: m[1:]) for batch in _batches(members, batch_size)]
+        window.responses = [
+            sorted(batch, key=lambda m: m[1:]) for batch in length_batches(members, batch_size)
+        ]
     return windows
 
 
@@ -71,7 +73,7 @@ def _rows_of(t: torch.Tensor, rows: torch.Tensor, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(t, (0, 0, 0, width - t.shape[2])) if t.shape[2] < width else t
 
 
-def _score_shared(runner: _Runner, pairs: list[EncodedPair], plan: list[_Window], sink, bar) -> None:
+def score_shared(runner: Runner, pairs: list[EncodedPair], plan: list[_Window], sink, bar) -> None:
     """Each context once (its key/value cache kept), then its responses continuing from the cache."""
     from transformers import DynamicCache
 
@@ -79,9 +81,9 @@ def _score_shared(runner: _Runner, pairs: list[EncodedPair], plan: list[_Window]
     for window in plan:
         caches, lasts, lengths = [], [], []
         for ctx_batch in window.contexts:
-            ids, mask, ctx_len = _pad(ctx_batch, device)
-            hidden, cache = runner.forward(ids, mask, _positions(ids))
-            last = _gather(hidden, ctx_len - 1, torch.ones_like(ctx_len))  # predicts response token 0
+            ids, mask, ctx_len = pad_to(ctx_batch, device)
+            hidden, cache = runner.forward(ids, mask, positions_from(ids))
+            last = gather_rows(hidden, ctx_len - 1, torch.ones_like(ctx_len))  # predicts response token 0
             lasts.append(last)
             caches.append([(layer.keys, layer.values) for layer in cache.layers])
             lengths.append(ctx_len)
@@ -103,7 +105,7 @@ def _score_shared(runner: _Runner, pairs: list[EncodedPair], plan: list[_Window]
                     for j in range(len(caches[0]))
                 ]
             )
-            r_ids, r_mask, r_len = _pad([pairs[i].response for i in items], device)
+            r_ids, r_mask, r_len = pad_to([pairs[i].response for i in items], device)
             ctx_mask = (torch.arange(width, device=device)[None, :] < ctx_len[:, None]).long()
             positions = ctx_len[:, None] + torch.arange(r_ids.shape[1], device=device)[None, :]
             r_hidden, _ = runner.forward(r_ids, torch.cat([ctx_mask, r_mask], dim=1), positions, cache=past)
@@ -115,7 +117,7 @@ def _score_shared(runner: _Runner, pairs: list[EncodedPair], plan: list[_Window]
             sink(
                 items,
                 runner.token_logps(
-                    _gather(states, zeros, r_len), _gather(r_ids[:, :, None], zeros, r_len).squeeze(1)
+                    gather_rows(states, zeros, r_len), gather_rows(r_ids[:, :, None], zeros, r_len).squeeze(1)
                 ),
             )
             bar.update(1)

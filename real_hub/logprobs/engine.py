@@ -10,18 +10,18 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, RowError
-from .cached import _score_full, _score_shared, _shared_plan
+from .cached import score_full, score_shared, shared_plan
 from .encoding import EncodedPair, SequenceScores, encode_pairs
-from .packed import _MASK_FORMATS, STRATEGIES, _pack_plan, _packing_checked, _score_packed
-from .runner import _progress_enabled, _Runner
+from .packed import MASK_FORMATS, SCORING_PATHS, pack_plan, packing_checked, score_packed
+from .runner import Runner, progress_enabled
 
 logger = logging.getLogger(__name__)
 
 
-def _strategy(runner: _Runner, model, strategy: str | None, share_prompts: bool | None) -> str:
+def _strategy(runner: Runner, model, strategy: str | None, share_prompts: bool | None) -> str:
     """The path to take: the one asked for, or the fastest the model allows (packed > cache > none)."""
-    if strategy is not None and strategy not in STRATEGIES:
-        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)} or None, got {strategy!r}")
+    if strategy is not None and strategy not in SCORING_PATHS:
+        raise ConfigError(f"strategy must be one of {', '.join(SCORING_PATHS)} or None, got {strategy!r}")
     if strategy is not None and share_prompts is not None and share_prompts != (strategy != "none"):
         raise ConfigError(
             f"share_prompts={share_prompts} contradicts strategy={strategy!r}; give one of them"
@@ -35,7 +35,7 @@ def _strategy(runner: _Runner, model, strategy: str | None, share_prompts: bool 
         )
     if strategy == "cache":  # asked for, and allowed (checked above): no packing probe needed
         return "cache"
-    packable = runner.can_share and runner.attn in _MASK_FORMATS and _packing_checked(model, runner)
+    packable = runner.can_share and runner.attn in MASK_FORMATS and packing_checked(model, runner)
     if strategy == "packed" and not packable:
         raise ConfigError(
             f"strategy='packed' needs full attention that takes a custom 4D mask (sdpa or eager) and "
@@ -96,12 +96,12 @@ def score_encoded(
     bar = None
     try:
         with torch.inference_mode():
-            runner = _Runner(model, chunk_size)
+            runner = Runner(model, chunk_size)
             path = _strategy(runner, model, strategy, share_prompts)
             logger.debug("Scoring %d pairs with strategy %r", n, path)
             single, packs, plan = list(range(n)), [], []
             if path == "packed":
-                single, packs = [], _pack_plan(pairs, list(range(n)), batch_size, max_packed_length)
+                single, packs = [], pack_plan(pairs, list(range(n)), batch_size, max_packed_length)
             elif path == "cache":
                 counts: dict[tuple[int, ...], int] = {}
                 for p in pairs:
@@ -111,7 +111,7 @@ def score_encoded(
                 cache_tokens = 1  # only matters (and is measured) with more than one batch of prompts
                 if len({pairs[i].context for i in shared}) > batch_size:
                     cache_tokens = cache_bytes // runner.cache_bytes_per_token(pairs[shared[0]].context[0])
-                plan = _shared_plan(pairs, shared, batch_size, cache_tokens)
+                plan = shared_plan(pairs, shared, batch_size, cache_tokens)
             n_batches = (
                 -(-len(single) // batch_size)
                 + len(packs)
@@ -121,14 +121,14 @@ def score_encoded(
                 total=n_batches,
                 desc="Scoring sequences",
                 unit="batch",
-                disable=not _progress_enabled(show_progress, n_batches),
+                disable=not progress_enabled(show_progress, n_batches),
             )
             if single:
-                _score_full(runner, pairs, single, batch_size, sink, bar)
+                score_full(runner, pairs, single, batch_size, sink, bar)
             if packs:
-                _score_packed(runner, pairs, packs, sink, bar)
+                score_packed(runner, pairs, packs, sink, bar)
             if plan:
-                _score_shared(runner, pairs, plan, sink, bar)
+                score_shared(runner, pairs, plan, sink, bar)
     finally:
         if bar is not None:
             bar.close()

@@ -10,15 +10,15 @@ import numpy as np
 import torch
 
 from .encoding import EncodedPair
-from .runner import _pad, _positions, _Runner
+from .runner import Runner, pad_to, positions_from
 
 logger = logging.getLogger(__name__)
 
 
 #: Attention implementations that take a custom 4D mask ``[batch, 1, query, key]`` as it is: ``sdpa`` a
 #: boolean one (True = attend), ``eager`` a float one added to the scores (0 or the dtype's minimum).
-_MASK_FORMATS = ("sdpa", "eager")
-STRATEGIES = ("packed", "cache", "none")
+MASK_FORMATS = ("sdpa", "eager")
+SCORING_PATHS = ("packed", "cache", "none")
 _CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -31,7 +31,7 @@ class _Pack:
     length: int
 
 
-def _pack_plan(
+def pack_plan(
     pairs: list[EncodedPair], order: list[int], batch_size: int, max_packed: int
 ) -> list[list[_Pack]]:
     """Each context's responses packed after it (split past ``max_packed`` tokens); rows bucketed by length.
@@ -82,7 +82,7 @@ def _packed_mask(segments: torch.Tensor, attn: str, dtype: torch.dtype) -> torch
 
 
 def _packed_forward(
-    runner: _Runner, pairs: list[EncodedPair], batch: list[_Pack]
+    runner: Runner, pairs: list[EncodedPair], batch: list[_Pack]
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """One forward over a batch of packs.
 
@@ -122,7 +122,7 @@ def _packed_forward(
     return picked, torch.from_numpy(np.concatenate(targets)).to(hidden.device), items
 
 
-def _score_packed(runner: _Runner, pairs: list[EncodedPair], plan: list[list[_Pack]], sink, bar) -> None:
+def score_packed(runner: Runner, pairs: list[EncodedPair], plan: list[list[_Pack]], sink, bar) -> None:
     """One row per pack: the context once, then its responses, each attending to the context and itself."""
     for batch in plan:
         states, targets, items = _packed_forward(runner, pairs, batch)
@@ -130,7 +130,7 @@ def _score_packed(runner: _Runner, pairs: list[EncodedPair], plan: list[list[_Pa
         bar.update(1)
 
 
-def _packing_checked(model, runner: _Runner) -> bool:
+def packing_checked(model, runner: Runner) -> bool:
     """Whether packed rows give the hidden states of plain rows on this model (once per model and dtype).
 
     Catches architectures that ignore a custom 4D mask or the position ids. Needs inference mode.
@@ -146,10 +146,10 @@ def _packing_checked(model, runner: _Runner) -> bool:
             EncodedPair((t[1], t[2]), (t[4],)),
         ]
         got, _, items = _packed_forward(
-            runner, probe, [p for b in _pack_plan(probe, [0, 1, 2], 8, 64) for p in b]
+            runner, probe, [p for b in pack_plan(probe, [0, 1, 2], 8, 64) for p in b]
         )
-        ids, mask, _ = _pad([p.context + p.response for p in probe], runner.device)
-        hidden, _ = runner.forward(ids, mask, _positions(ids), use_cache=False)
+        ids, mask, _ = pad_to([p.context + p.response for p in probe], runner.device)
+        hidden, _ = runner.forward(ids, mask, positions_from(ids), use_cache=False)
         want = torch.cat([hidden[i, len(probe[i].context) - 1 : -1][: len(probe[i].response)] for i in items])
         scale = float(want.abs().max()) + 1
         diff = float((got.float() - want.float()).abs().max()) / scale

@@ -20,7 +20,7 @@ DISABLE_PROGRESS_ENV = "REAL_HUB_DISABLE_PROGRESS_BARS"
 _MIN_BATCHES_FOR_PROGRESS = 8
 
 
-def _progress_enabled(show_progress: bool | None, n_batches: int) -> bool:
+def progress_enabled(show_progress: bool | None, n_batches: int) -> bool:
     """On when asked or for many batches; off by env var or a ``real_hub`` log level above INFO."""
     if os.environ.get(DISABLE_PROGRESS_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
         return False
@@ -53,7 +53,7 @@ def _logits_transform(model) -> Callable[[torch.Tensor], torch.Tensor] | None:
     return apply
 
 
-class _Runner:
+class Runner:
     """The model split into body and head, with the forward-call details of the installed transformers."""
 
     def __init__(self, model, chunk_size: int) -> None:
@@ -88,6 +88,7 @@ class _Runner:
         return all(type(layer) is DynamicLayer for layer in layers)
 
     def forward(self, ids, mask, positions, cache=None, use_cache=True):
+        """Run the body on ``ids``; returns the last hidden states and the cache."""
         kwargs = {self.cache_kwarg: cache} if cache is not None else {}
         out = self.body(
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=use_cache, **kwargs
@@ -118,7 +119,7 @@ class _Runner:
         return out
 
 
-def _pad(rows: Sequence[Sequence[int]], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_to(rows: Sequence[Sequence[int]], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-pad id lists: ids (pad 0, masked), attention mask, lengths; built on the CPU, moved once."""
     lengths = np.array([len(r) for r in rows], dtype=np.int64)
     ids = np.zeros((len(rows), int(lengths.max())), dtype=np.int64)
@@ -132,7 +133,7 @@ def _pad(rows: Sequence[Sequence[int]], device) -> tuple[torch.Tensor, torch.Ten
     )
 
 
-def _gather(hidden: torch.Tensor, starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+def gather_rows(hidden: torch.Tensor, starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Rows ``hidden[j, starts[j] : starts[j] + counts[j]]`` of all ``j``, concatenated."""
     starts, counts = starts.to(hidden.device), counts.to(hidden.device)  # a model split over devices
     row = torch.repeat_interleave(torch.arange(len(counts), device=hidden.device), counts)
@@ -141,11 +142,12 @@ def _gather(hidden: torch.Tensor, starts: torch.Tensor, counts: torch.Tensor) ->
     return hidden[row, starts[row] + offset]
 
 
-def _positions(ids: torch.Tensor) -> torch.Tensor:
+def positions_from(ids: torch.Tensor) -> torch.Tensor:
     """Position ids ``0 .. length - 1`` for every row of ``ids``."""
     return torch.arange(ids.shape[1], device=ids.device).expand(ids.shape[0], -1)
 
 
-def _batches(items: list, size: int) -> Iterator[list]:
+def length_batches(items: list, size: int) -> Iterator[list]:
+    """Consecutive slices of ``items`` of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -11,15 +11,12 @@ from datasets import Dataset
 
 from ..arrays import arrow_null_row, as_arrow
 from ..errors import ColumnError, ConfigError, RowError
+from ..reporting import summarize
 from .select import PairSimilarity, resolve_strategy
 
 logger = logging.getLogger(__name__)
 
-
-def _summary(values: np.ndarray) -> dict[str, float] | None:
-    if len(values) == 0:
-        return None
-    return {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
+_FIELDS = ("min", "mean", "max")
 
 
 @dataclass
@@ -97,8 +94,8 @@ def budget_filter(
         budget=float(budget),
         pairs_in=n,
         pairs_kept=k,
-        kept_similarity=_summary(sims[mask]),
-        dropped_similarity=_summary(sims[~mask]),
+        kept_similarity=summarize(sims[mask], fields=_FIELDS, digits=None) or None,
+        dropped_similarity=summarize(sims[~mask], fields=_FIELDS, digits=None) or None,
         seed=seed,
     )
     return dataset.select(kept), report

@@ -8,52 +8,40 @@ are never turned into Python floats.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 from datasets import Dataset, Features, Value
 
-from ..arrays import (
-    add_passthrough_features,
-    column_names,
-    is_scalar_column,
-    normalise_rows,
-    pair_matrix,
-    python_column,
-    ragged_vectors,
-    raw_column,
-)
+from ..arrays import column_names, normalise_rows, pair_matrix, python_column, ragged_vectors, raw_column
 from ..errors import ColumnError, ConfigError, RowError
-from ..processor import Processor
+from ..processor import EmittedRows, Processor, drop_skipped
+from ..schema import (
+    CHOSEN,
+    FEWER_THAN_TWO_RESPONSES,
+    PROMPT,
+    REJECTED,
+    SELECTED_PAIR_COLUMNS,
+    SIMILARITY,
+    SINGLE_CLUSTER,
+    STRATEGY,
+    TIED_SCORES,
+    passthrough_features,
+    passthrough_values,
+    selected_pair_features,
+)
+from ..seeding import random_priorities, row_key
 from ..validate import check_text_list, require_columns, row_label
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("dissimilar", "similar", "random", "centroid")
 ALIASES = {"easy": "dissimilar", "hard": "similar"}
-SKIP_FEWER_THAN_TWO = "fewer_than_two_responses"
-SKIP_TIED_SCORES = "tied_scores"
-SKIP_SINGLE_CLUSTER = "single_cluster"
 MAX_KMEANS_ITERATIONS = 20
-PAIR_COLUMNS = (
-    "prompt",
-    "chosen",
-    "rejected",
-    "similarity",
-    "strategy",
-    "chosen_score",
-    "rejected_score",
-    "chosen_index",
-    "rejected_index",
-)
 
 
 def resolve_strategy(strategy: str, valid: Sequence[str] = STRATEGIES) -> str:
@@ -117,28 +105,6 @@ class PairSimilarity(Processor):
 
 # ----------------------------------------------------------------------------------------------
 # SelectPairs: vectorised strategies over a [rows, n, d] group
-
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """The SplitMix64 finaliser, elementwise on uint64 (wrapping arithmetic)."""
-    z = x.astype(np.uint64, copy=True)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def row_key(seed: int, prompt: Any, responses: Sequence[str]) -> int:
-    """A stable 64-bit key of (seed, prompt, responses), the same in every process and batch."""
-    text = json.dumps([seed, prompt, list(responses)], sort_keys=True, ensure_ascii=False, default=str)
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
-
-
-def random_priorities(keys: np.ndarray, num_pairs: int) -> np.ndarray:
-    """Priority of each pair ``p`` of each row: ``splitmix64(key + (p + 1) * gamma)``; lowest are picked."""
-    counters = (np.arange(1, num_pairs + 1, dtype=np.uint64) * _GAMMA)[None, :]
-    return splitmix64(keys.astype(np.uint64)[:, None] + counters)
 
 
 def _two_means(x: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -333,7 +299,7 @@ class SelectPairs(Processor):
                 ]
                 row.picks = [(i, j, float(gram[r, i, j])) for i, j in pairs]
                 if not pairs:
-                    row.skip = SKIP_SINGLE_CLUSTER
+                    row.skip = SINGLE_CLUSTER
             return
         if self.strategy == "random":
             keys = np.fromiter(
@@ -373,7 +339,7 @@ class SelectPairs(Processor):
         groups: dict[int, list[int]] = {}
         for i, row in enumerate(rows):
             if len(row.keep) < 2:
-                row.skip = SKIP_FEWER_THAN_TWO
+                row.skip = FEWER_THAN_TWO_RESPONSES
             else:
                 groups.setdefault(len(row.keep), []).append(i)
         for n, members in groups.items():
@@ -383,55 +349,40 @@ class SelectPairs(Processor):
                 len(members), n, -1
             )
             self._select_group(x, [rows[i] for i in members])
-        return self._assemble(batch, names, rows)
+        return self._assemble(batch, rows)
 
-    def _assemble(self, batch: Any, names: list[str], rows: list[_Row]) -> dict[str, list]:
+    def _assemble(self, batch: Any, rows: list[_Row]) -> dict[str, list]:
         """Orient the picks and lay the output rows out column by column."""
-        extra_values = {}
-        for name in names:
-            if name in self._consumed() or name in PAIR_COLUMNS or name == "skip_reason":
-                continue
-            if name == "source_id" or is_scalar_column(raw_column(batch, name)):
-                extra_values[name] = python_column(batch, name)
-        out: dict[str, list] = {c: [] for c in (*PAIR_COLUMNS, *extra_values)}
-        if self.keep_skipped:
-            out["skip_reason"] = []
-
-        def emit(r: int, row: _Row, pair: tuple | None, reason: str | None) -> None:
-            out["prompt"].append(row.prompt)
-            out["strategy"].append(self.strategy)
-            values = pair if pair is not None else (None,) * 7
-            for column, value in zip(PAIR_COLUMNS[1:4] + PAIR_COLUMNS[5:], values, strict=True):
-                out[column].append(value)
-            for name, column_values in extra_values.items():
-                out[name].append(column_values[r])
-            if self.keep_skipped:
-                out["skip_reason"].append(reason)
-
-        skipped: Counter[str] = Counter()
+        carried = passthrough_values(batch, self._consumed(), SELECTED_PAIR_COLUMNS)
+        out = EmittedRows(SELECTED_PAIR_COLUMNS, carried, keep_skipped=self.keep_skipped)
         for r, row in enumerate(rows):
+            kept_values = {PROMPT: row.prompt, STRATEGY: self.strategy}
             if row.skip is not None and not row.picks:
-                skipped[row.skip] += 1
-                if self.keep_skipped:
-                    emit(r, row, None, row.skip)
+                out.skip(r, row.skip, kept_values)
                 continue
             for i, j, sim in row.picks:
                 a, b = row.keep[i], row.keep[j]
                 if row.scores is not None:
                     if row.scores[a] == row.scores[b]:
-                        skipped[SKIP_TIED_SCORES] += 1
-                        if self.keep_skipped:
-                            emit(r, row, None, SKIP_TIED_SCORES)
+                        out.skip(r, TIED_SCORES, kept_values)
                         continue
                     if row.scores[b] > row.scores[a]:
                         a, b = b, a
                     score_a, score_b = float(row.scores[a]), float(row.scores[b])
                 else:
                     score_a = score_b = None
-                emit(r, row, (row.responses[a], row.responses[b], sim, score_a, score_b, a, b), None)
-        if skipped:
-            logger.debug("SelectPairs skipped %s in a batch of %d rows", dict(skipped), len(rows))
-        return out
+                values = {
+                    **kept_values,
+                    CHOSEN: row.responses[a],
+                    REJECTED: row.responses[b],
+                    SIMILARITY: sim,
+                    "chosen_score": score_a,
+                    "rejected_score": score_b,
+                    "chosen_index": a,
+                    "rejected_index": b,
+                }
+                out.emit(r, values)
+        return out.finish("SelectPairs", len(rows))
 
     def output_features(self, input_features: Features | None = None) -> Features:
         """Features of the output rows; pass the input dataset's features to type ``prompt`` and passthroughs.
@@ -441,20 +392,8 @@ class SelectPairs(Processor):
         fix a column's type.
         """
         given = input_features or Features()
-        features = Features(
-            {
-                "prompt": given.get("prompt", Value("string")),
-                "chosen": Value("string"),
-                "rejected": Value("string"),
-                "similarity": Value("float64"),
-                "strategy": Value("string"),
-                "chosen_score": Value("float64"),
-                "rejected_score": Value("float64"),
-                "chosen_index": Value("int64"),
-                "rejected_index": Value("int64"),
-            }
-        )
-        return add_passthrough_features(features, given, self._consumed(), self.keep_skipped)
+        features = selected_pair_features(given.get(PROMPT))
+        return passthrough_features(features, given, self._consumed(), self.keep_skipped)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -513,13 +452,7 @@ def select_pairs(
         features=processor.output_features(dataset.features),
         desc=f"Selecting pairs ({processor.strategy})",
     )
-    reasons = rows.with_format("arrow")["skip_reason"]
-    counts = pc.value_counts(reasons.drop_null()).to_pylist() if len(reasons) else []
-    skipped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
-    if skipped:
-        keep = np.flatnonzero(reasons.is_null().to_numpy(zero_copy_only=False))
-        rows = rows.select(keep)
-    pairs = rows.remove_columns("skip_reason")
+    pairs, skipped = drop_skipped(rows)
     report = SelectionReport(
         strategy=processor.strategy,
         prompts_in=len(dataset),

@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 
 from ..errors import ConfigError
-from ..hub.dataset_card import Provenance, Statistics, library_versions, summarize
+from ..hub.dataset_card import Provenance, Statistics
+from ..reporting import library_versions, summarize
 from ..validate import require_columns
 
 logger = logging.getLogger(__name__)

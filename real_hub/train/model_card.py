@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import HubError
+from ..errors import ConfigError, hub_errors
+from ..reporting import format_number
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +28,8 @@ def _hub_id(name: str | None) -> str | None:
     return name if len(parts) == 2 and all(parts) and not name.startswith((".", "~")) else None
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+def _cell(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else format_number(value, none="None")
 
 
 def build_model_card(
@@ -47,7 +46,7 @@ def build_model_card(
     """The model card: ``base_model``/``datasets`` metadata (Hub ids only), DPO tags, arguments, metrics."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    from ..hub.dataset_card import library_versions
+    from ..reporting import library_versions
 
     data = ModelCardData(
         base_model=_hub_id(base_model),
@@ -56,39 +55,22 @@ def build_model_card(
         tags=[*MODEL_TAGS, *(["lora"] if lora else [])],
         pipeline_tag="text-generation",
     )
-    name = f"`{repo_id}`" if repo_id else "This model"
     where = ", ".join(f"{k} `{v}`" for k, v in (("config", dataset_config), ("split", split)) if v)
     load = "PeftModel / AutoPeftModelForCausalLM" if lora else "AutoModelForCausalLM"
-    lines = [
-        f"# {repo_id.split('/')[-1] if repo_id else 'DPO model'}",
-        "",
-        f"{name} is `{base_model}` trained with DPO (TRL's `DPOTrainer`) on the preference set `{dataset}`"
-        + (f" ({where})" if where else "")
-        + ", curated with real-hub (REAL pair selection, Dr.SoW rewards)"
-        + (", as LoRA adapters." if lora else "."),
-        "",
-        f"- Base model: `{base_model}`",
-        f"- Dataset: `{dataset}`",
-        f"- Load with: `{load}.from_pretrained({(repo_id or 'path')!r})`",
-        "",
-        "## Training arguments",
-        "",
-        "| argument | value |",
-        "|---|---|",
-        *(f"| {k} | {_fmt(v)} |" for k, v in sorted(training_args.items())),
-        "",
-        "## Final metrics",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        *(f"| {k} | {_fmt(v)} |" for k, v in sorted(metrics.items())),
-        "",
-        "## Versions",
-        "",
-        *(f"- {k}: {v}" for k, v in sorted(library_versions().items())),
-        "",
-    ]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+    return ModelCard.from_template(
+        data,
+        template_path=str(Path(__file__).parent / "templates" / "model_card.md"),
+        title=repo_id.split("/")[-1] if repo_id else "DPO model",
+        name=f"`{repo_id}`" if repo_id else "This model",
+        base_model=base_model,
+        dataset=dataset,
+        where=where,
+        lora=lora,
+        load=f"{load}.from_pretrained({(repo_id or 'path')!r})",
+        training_args=[(k, _cell(v)) for k, v in sorted(training_args.items())],
+        metrics=[(k, _cell(v)) for k, v in sorted(metrics.items())],
+        versions=sorted(library_versions().items()),
+    )
 
 
 def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
@@ -97,12 +79,15 @@ def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, toke
     Raises:
         HubError: The Hub (or ``HF_ENDPOINT``) refused or could not be reached.
     """
-    import httpx2
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import get_token, validate_repo_id
 
-    api = HfApi(token=token)
     try:
+        validate_repo_id(repo_id)
+    except ValueError as err:
+        raise ConfigError(f"repo_id {repo_id!r} is not a Hub repo id ('namespace/name'): {err}") from None
+    api = HfApi(token=token)
+    with hub_errors(f"cannot push the model to {repo_id!r}", repo_id=repo_id, secret=token or get_token()):
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         api.upload_folder(
             repo_id=repo_id,
@@ -110,7 +95,5 @@ def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, toke
             commit_message="DPO model trained with real-hub",
             ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**"],
         )
-    except (httpx2.HTTPError, OSError, HFValidationError) as err:
-        raise HubError(f"cannot push the model to {repo_id!r}: {err}") from None
     logger.info("Pushed %s to %s", folder, repo_id)
     return repo_id
