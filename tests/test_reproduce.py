@@ -56,8 +56,14 @@ def _reproduce(out: Path) -> dict:
         ],
         capture_output=True,
         text=True,
-        timeout=900,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"},
+        timeout=1800,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "HF_HUB_OFFLINE": "1",
+            "TQDM_DISABLE": "1",
+            "OMP_NUM_THREADS": "1",  # tiny models: one thread is fastest, and spares a shared machine
+        },
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "cache_report.json").read_text())
