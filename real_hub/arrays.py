@@ -3,11 +3,17 @@
 ``Dataset.map`` gives dicts of lists (or a lazy Arrow-backed batch), ``with_format("numpy")`` and Ray
 give numpy arrays, ``with_format("arrow")`` a table. These helpers turn embedding columns into float32
 matrices without a Python loop per value, reading straight from Arrow when the batch is still Arrow,
-and raise a :class:`~real_hub.errors.RowError` naming the row when a vector is missing or ragged.
+and raise a :class:`~real_hub.errors.RowError` naming the row when a vector is missing, ragged, holds
+something other than numbers, or holds NaN or an infinity (checked vectorised over the whole batch).
+
+A ``datasets.Json`` column (what ``load_dataset("json")`` makes of a column whose rows hold values of
+different types) is stored in Arrow as JSON text: :func:`raw_column` decodes it, so that a value is
+checked as what it is, never as its JSON text.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +23,7 @@ import pyarrow.compute as pc
 from datasets import ClassLabel, Features, Value
 
 from .errors import RowError
-from .validate import row_label
+from .validate import describe, row_label
 
 try:  # the zero-copy path uses datasets' lazy batch; without it, columns are read as given
     from datasets.formatting.formatting import LazyBatch, PythonFormatter
@@ -34,17 +40,63 @@ def column_names(batch: Any) -> list[str]:
     return list(batch.keys())
 
 
+_JSON_TYPE = getattr(pa, "JsonType", ())  # pyarrow >= 19
+
+
+def _is_json(arrow_type: pa.DataType) -> bool:
+    return isinstance(arrow_type, _JSON_TYPE) or getattr(arrow_type, "extension_name", None) == "arrow.json"
+
+
+def has_json(arrow_type: pa.DataType) -> bool:
+    """Whether an Arrow type is, or holds, JSON text (``datasets.Json`` / ``pa.json_()``)."""
+    if _is_json(arrow_type):
+        return True
+    if (
+        pa.types.is_list(arrow_type)
+        or pa.types.is_large_list(arrow_type)
+        or pa.types.is_fixed_size_list(arrow_type)
+    ):
+        return has_json(arrow_type.value_type)
+    if pa.types.is_struct(arrow_type):
+        return any(has_json(arrow_type.field(k).type) for k in range(arrow_type.num_fields))
+    return False
+
+
+def decode_json(value: Any, arrow_type: pa.DataType) -> Any:
+    """A Python value read from Arrow with its JSON-text parts (per ``arrow_type``) decoded."""
+    if value is None:
+        return None
+    if _is_json(arrow_type):
+        return json.loads(value)
+    if isinstance(value, list) and hasattr(arrow_type, "value_type"):
+        return [decode_json(v, arrow_type.value_type) for v in value]
+    if isinstance(value, dict) and pa.types.is_struct(arrow_type):
+        fields = {arrow_type.field(k).name: arrow_type.field(k).type for k in range(arrow_type.num_fields)}
+        return {k: decode_json(v, fields[k]) if k in fields else v for k, v in value.items()}
+    return value
+
+
+def _arrow_or_decoded(column: pa.ChunkedArray | pa.Array) -> Any:
+    if has_json(column.type):
+        return [decode_json(v, column.type) for v in column.to_pylist()]
+    return column
+
+
 def raw_column(batch: Any, name: str) -> Any:
-    """The column as Arrow when the batch is Arrow-backed and not yet formatted, else as given."""
+    """The column as Arrow when the batch is Arrow-backed and not yet formatted, else as given.
+
+    A column holding JSON text (a ``datasets.Json`` feature) comes back decoded, as a list of values.
+    """
     if isinstance(batch, pa.Table):
-        return batch.column(name)
+        return _arrow_or_decoded(batch.column(name))
     if (
         LazyBatch is not None
         and isinstance(batch, LazyBatch)
         and isinstance(batch.formatter, PythonFormatter)
         and name in batch.keys_to_format
     ):
-        return batch.pa_table.column(name)
+        column = batch.pa_table.column(name)
+        return batch[name] if has_json(column.type) else column
     value = batch[name]
     return value.to_numpy() if hasattr(value, "to_numpy") and not isinstance(value, np.ndarray) else value
 
@@ -95,10 +147,21 @@ def bad_list_row(rows: Sequence[Any], name: str, indices: Sequence[int] | None, 
                 return RowError(
                     "expected an embedding vector, found None", row=row_label(i, indices), column=name
                 )
+            if isinstance(v, (str, bytes, Mapping)) or not hasattr(v, "__len__"):
+                return RowError(
+                    f"expected an embedding vector (a list of numbers), found {describe(v)}",
+                    row=row_label(i, indices),
+                    column=name,
+                )
             try:
                 vec = np.asarray(v, dtype=np.float32)
-            except (TypeError, ValueError) as err:
-                return RowError(f"expected a list of numbers: {err}", row=row_label(i, indices), column=name)
+            except (TypeError, ValueError):
+                bad = next((x for x in v if not isinstance(x, (int, float, np.number))), v)
+                return RowError(
+                    f"expected an embedding vector of numbers, found {describe(bad)} in it",
+                    row=row_label(i, indices),
+                    column=name,
+                )
             width = width if width is not None else vec.shape
             if vec.ndim != 1 or vec.shape != width:
                 return RowError(
@@ -138,6 +201,13 @@ def arrow_vectors(arr: pa.Array, name: str, indices: Sequence[int] | None, owner
     if values.null_count:
         first = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]) // int(lengths[0])
         raise RowError("expected numbers, found None", row=row_label(int(owner[first]), indices), column=name)
+    if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)) and len(values):
+        raise RowError(
+            f"expected an embedding vector of numbers, found {values.type} values such as"
+            f" {describe(values[0].as_py())}",
+            row=row_label(int(owner[0]), indices),
+            column=name,
+        )
     return values.to_numpy(zero_copy_only=False).reshape(len(arr), int(lengths[0]))
 
 
@@ -199,19 +269,38 @@ def ragged_vectors(
     return flat, counts
 
 
+def vector_fault(vector: np.ndarray) -> str:
+    """What is wrong with an embedding vector whose norm is zero or not finite, for an error message."""
+    if np.isnan(vector).any():
+        return f"NaN at position {int(np.flatnonzero(np.isnan(vector))[0])}"
+    if np.isinf(vector).any():
+        k = int(np.flatnonzero(np.isinf(vector))[0])
+        return f"{float(vector[k])} at position {k}"
+    if not vector.any():
+        return "the zero vector"
+    return "values too large to square in float32"
+
+
 def normalise_rows(
     matrix: np.ndarray, name: str, owner: np.ndarray, indices: Sequence[int] | None
 ) -> np.ndarray:
-    """L2-normalise each row; a zero or non-finite vector is a RowError naming its row."""
+    """L2-normalise each row; a zero or non-finite (NaN, inf) vector is a RowError naming its row."""
     norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     bad = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
     if len(bad):
         raise RowError(
-            "expected a non-zero, finite embedding vector (cosine is undefined otherwise)",
+            "expected a non-zero embedding vector of finite numbers (cosine is undefined otherwise), found "
+            + vector_fault(matrix[bad[0]]),
             row=row_label(int(owner[bad[0]]), indices),
             column=name,
         )
     return matrix / norms[:, None]
+
+
+def first_non_finite(values: np.ndarray) -> int | None:
+    """Index of the first NaN or infinite value of a 1-d float array (vectorised), or None."""
+    finite = np.isfinite(values)
+    return None if finite.all() else int(np.flatnonzero(~finite)[0])
 
 
 def add_passthrough_features(

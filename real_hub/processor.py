@@ -11,6 +11,7 @@ the old cache.
 from __future__ import annotations
 
 import logging
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -99,9 +100,17 @@ class EmittedRows:
         if self.keep_skipped:
             self.out[SKIP_REASON].append(reason)
 
-    def finish(self, owner: str, rows_read: int) -> dict[str, list]:
-        """The output columns; logs the batch's skips at DEBUG."""
-        if self.skipped:
+    def finish(
+        self, owner: str, rows_read: int, *, processor: Processor | None = None, hint: str = ""
+    ) -> dict[str, list]:
+        """The output columns; logs the batch's skips at DEBUG.
+
+        Given the ``processor`` (and ``hint``: how to get the report), skipped rows that are not kept are
+        also logged at WARNING once per ``map`` call (:func:`warn_skipped_once`).
+        """
+        if self.skipped and processor is not None and not self.keep_skipped:
+            warn_skipped_once(processor, self.skipped, rows_read, hint)
+        elif self.skipped:
             logger.debug("%s skipped %s in a batch of %d rows", owner, dict(self.skipped), rows_read)
         return self.out
 
@@ -115,9 +124,49 @@ def drop_skipped(rows: Any, column: str = SKIP_REASON) -> tuple[Any, dict[str, i
     import numpy as np
     import pyarrow.compute as pc
 
+    if column not in rows.column_names:  # zero rows mapped: nothing was written
+        return rows, {}
     reasons = rows.with_format("arrow")[column]
     counts = pc.value_counts(reasons.drop_null()).to_pylist() if len(reasons) else []
     skipped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
     if skipped:
         rows = rows.select(np.flatnonzero(reasons.is_null().to_numpy(zero_copy_only=False)))
     return rows.remove_columns(column), skipped
+
+
+def _map_call_key() -> Any:
+    """An identity of the ``Dataset.map`` call running this code (its ``_map_single`` frame), else None."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "_map_single":
+            return (id(frame), frame.f_locals.get("new_fingerprint"))
+        frame = frame.f_back
+    return None
+
+
+def warn_skipped_once(processor: Processor, skipped: Mapping[str, int], rows_read: int, hint: str) -> None:
+    """Log at WARNING, once per ``Dataset.map`` call, that ``processor`` skipped rows, with counts by reason.
+
+    As ``datasets`` warns once rather than per batch: the first batch of a ``map`` call that skips anything
+    logs the warning (its counts by reason, and ``hint``: how to get the full report); later batches of that
+    call log at DEBUG. Outside ``Dataset.map`` (a direct call, Ray) it warns once per processor and process.
+    """
+    name = type(processor).__name__
+    if not skipped:
+        return
+    key = _map_call_key()
+    warned = processor.__dict__.setdefault("_warned_skips", set())
+    counts = ", ".join(f"{reason}={n}" for reason, n in sorted(skipped.items()))
+    if key in warned:
+        logger.debug("%s skipped %s in a batch of %d rows", name, counts, rows_read)
+        return
+    warned.clear()  # only the running map call's key is kept
+    warned.add(key)
+    logger.warning(
+        "%s emitted fewer rows than it read: skipped %s in a batch of %d rows (later batches of this map "
+        "are not logged); %s",
+        name,
+        counts,
+        rows_read,
+        hint,
+    )

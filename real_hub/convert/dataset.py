@@ -1,4 +1,4 @@
-"""Dataset-level conversion: :func:`to_pairs`, :func:`to_candidates` and :func:`to_trl`."""
+"""Dataset-level conversion: :func:`to_pairs`, :func:`to_candidates`, :func:`to_trl`, :func:`trl_format`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, Json, List, Value
 
 from ..errors import ConfigError
 from ..schema import (
@@ -62,6 +62,9 @@ def _kept(skips: list[str | None]) -> list[bool]:
 def _convert(
     dataset: Dataset, fn: Any, features: Features, source: str, **fn_kwargs: Any
 ) -> tuple[Dataset, ConversionReport]:
+    if len(dataset) == 0:  # zero rows are valid: an empty result, reported as 0 in, 0 out
+        empty = Dataset.from_dict({name: [] for name in features}, features=features)
+        return _finish(empty, source, 0)
     out = dataset.map(
         fn,
         batched=True,
@@ -102,7 +105,7 @@ def to_pairs(
         conversational = hh_prompt == "messages"
         fn, kwargs = hh_batch_to_pairs, {"hh_prompt": hh_prompt}
     else:
-        if "prompt" not in features and not is_messages_feature(features["chosen"]):
+        if "prompt" not in features and _is_text_feature(features["chosen"]):
             require_columns(features, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
         conversational = (
             "prompt" not in features
@@ -110,7 +113,14 @@ def to_pairs(
             or is_messages_feature(features["chosen"])
         )
         fn, kwargs = trl_batch_to_pairs, {}
-    return _convert(dataset, fn, with_marks(pair_features(conversational)), source, **kwargs)
+    out_features = pair_features(conversational)
+    if source == "trl" and isinstance(features.get("prompt"), Json):  # prompts mixing text and messages
+        out_features["prompt"] = Json()
+    return _convert(dataset, fn, with_marks(out_features), source, **kwargs)
+
+
+def _is_text_feature(feature: Any) -> bool:
+    return isinstance(feature, Value) and feature.dtype in ("string", "large_string")
 
 
 def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, ConversionReport]:
@@ -133,10 +143,10 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
         marked = with_marks(candidate_features(False), notes=True)
         return _convert(dataset, ultrafeedback_batch_to_candidates, marked, source)
     if source == "candidates":
-        conversational = is_messages_feature(features["prompt"])
-        return _convert(
-            dataset, candidates_batch_validate, with_marks(candidate_features(conversational)), source
-        )
+        out_features = candidate_features(is_messages_feature(features["prompt"]))
+        if isinstance(features["prompt"], Json):  # prompts mixing text and messages
+            out_features["prompt"] = Json()
+        return _convert(dataset, candidates_batch_validate, with_marks(out_features), source)
     groups = ShpGroups()
     wanted = [c for c in features if c in SCHEMAS["shp"] or c.startswith("c_root_id_")]
     start = 0
@@ -148,13 +158,26 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
     return _finish(out, source, len(dataset))
 
 
-def to_trl(dataset: Dataset) -> Dataset:
+def _check_pairs(dataset: Dataset, batch_size: int = 10_000) -> None:
+    """Raise a :class:`RowError` naming the first row whose prompt, chosen or rejected is not usable text."""
+    start = 0
+    for batch in dataset.select_columns(["prompt", "chosen", "rejected"]).iter(batch_size=batch_size):
+        n = len(batch["prompt"])
+        pairs_batch_to_trl(batch, range(start, start + n))
+        start += n
+
+
+def to_trl(dataset: Dataset, *, conversational: bool | None = None) -> Dataset:
     """Canonical pairs in TRL's preference format; provenance columns are kept.
 
     Plain-text prompts give TRL's standard format (unchanged); message prompts give the conversational one,
     ``chosen=[{"role": "assistant", "content": ...}]`` and the same for ``rejected``. A prompt column that
     mixes strings and message lists becomes conversational throughout (a string prompt is one user
-    message). Data already in TRL's conversational format is returned as is.
+    message), and so does a plain one with ``conversational=True`` (to match another split). Data already in
+    TRL's conversational format is returned as is.
+
+    Raises:
+        RowError: a prompt, ``chosen`` or ``rejected`` is None, empty or not text (naming the row).
     """
     features = dataset.features
     require_columns(features, ["prompt", "chosen", "rejected"])
@@ -162,7 +185,8 @@ def to_trl(dataset: Dataset) -> Dataset:
         return dataset
     prompt = features["prompt"]
     plain = isinstance(prompt, Value) and prompt.dtype in ("string", "large_string")
-    if plain:
+    if plain and not conversational:
+        _check_pairs(dataset)
         return dataset
     # message prompts, or a column mixing strings and message lists (datasets' Json feature): all messages
     mixed = not is_messages_feature(prompt)
@@ -177,3 +201,21 @@ def to_trl(dataset: Dataset) -> Dataset:
         desc="To TRL format",
         fn_kwargs={"all_messages": mixed},
     )
+
+
+def trl_format(features: Features) -> str | None:
+    """TRL's preference format of pairs with these features: ``"conversational"``, ``"standard"`` or None.
+
+    None when the columns are not both one thing or the other (e.g. message prompts with string responses,
+    which TRL's trainers cannot read).
+    """
+    if not all(c in features for c in ("prompt", "chosen", "rejected")):
+        return None
+    kinds = {is_messages_feature(features[c]) for c in ("prompt", "chosen", "rejected")}
+    plain = all(
+        isinstance(features[c], Value) and features[c].dtype in ("string", "large_string")
+        for c in ("prompt", "chosen", "rejected")
+    )
+    if kinds == {True}:
+        return "conversational"
+    return "standard" if plain else None

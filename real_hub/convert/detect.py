@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from datasets import Dataset
+from datasets import Dataset, Value
 
 from ..errors import ConfigError, FormatError
 from ..schema import is_messages_feature
+from ..validate import describe
 
 SOURCES = ("hh", "trl", "shp", "ultrafeedback", "candidates")
 PAIR_SOURCES = ("hh", "trl")
@@ -21,39 +24,95 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     "trl": ("prompt", "chosen", "rejected"),
     "hh": ("chosen", "rejected"),
 }
+_NEEDS: dict[str, str] = {
+    "ultrafeedback": "rated 'completions' of an 'instruction'",
+    "shp": "SHP pair rows grouped by 'post_id'",
+    "candidates": "a 'responses' list per prompt",
+    "trl": "TRL pairs: a prompt (text or messages), chosen and rejected responses",
+    "hh": "HH-RLHF transcripts in chosen/rejected ('\\n\\nHuman: ... \\n\\nAssistant: ...'), "
+    "or implicit-prompt conversations (lists of messages)",
+}
+_HH_START = re.compile(r"\s*(Human|Assistant):")
 
 
-def detect_source(column_names: Iterable[str]) -> str:
+def _schemas_tried(present: list[str]) -> str:
+    parts = []
+    for source, wanted in SCHEMAS.items():
+        missing = [w for w in wanted if w not in present]
+        state = f"missing {', '.join(repr(m) for m in missing)}" if missing else "all present"
+        parts.append(f"{source}: {', '.join(wanted)} ({_NEEDS[source]}; {state})")
+    return "; ".join(parts)
+
+
+def _is_string_feature(feature: Any) -> bool:
+    return isinstance(feature, Value) and feature.dtype in ("string", "large_string")
+
+
+def _looks_like_hh(dataset: Dataset) -> tuple[bool, Any]:
+    """Whether the first non-null ``chosen`` values are HH-RLHF transcripts; also the first value seen."""
+    seen: Any = None
+    column = dataset.select_columns(["chosen"])
+    for value in column[: min(len(dataset), 50)]["chosen"]:
+        if value is None:
+            continue
+        if seen is None:
+            seen = value
+        if isinstance(value, str) and _HH_START.match(value):
+            return True, value
+        if isinstance(value, (list, tuple)):
+            return False, value
+    return seen is None, seen
+
+
+def detect_source(column_names: Iterable[str] | Dataset) -> str:
     """Name the source schema of a dataset from its columns.
 
-    Pass ``dataset.features`` rather than ``dataset.column_names`` to tell HH-RLHF transcripts (strings) from
-    TRL implicit-prompt conversations (lists of messages), which share the columns ``chosen``/``rejected``.
+    Pass the ``Dataset`` itself (or at least ``dataset.features`` rather than ``dataset.column_names``) to
+    tell HH-RLHF transcripts (strings) from TRL implicit-prompt conversations (lists of messages), which share
+    the columns ``chosen``/``rejected``: given a dataset, the first values of ``chosen`` are looked at, and
+    strings that are not HH transcripts (a TRL set whose ``prompt`` column is missing or misnamed) are refused
+    rather than parsed as HH.
 
     Raises:
-        FormatError: no known schema matches; the message lists the columns present and the schemas known.
+        FormatError: no known schema matches, or only ``chosen``/``rejected`` match and the values are not HH
+            transcripts; the message lists the schemas tried, what each needs, and the columns present.
     """
-    present = list(column_names)
-    for source, wanted in SCHEMAS.items():
-        if all(w in present for w in wanted):
-            if (
-                source == "hh"
-                and isinstance(column_names, Mapping)
-                and is_messages_feature(column_names["chosen"])
-            ):
-                return "trl"
-            return source
-    known = "; ".join(f"{s}: {', '.join(cols)}" for s, cols in SCHEMAS.items())
+    dataset = column_names if isinstance(column_names, Dataset) else None
+    features = dataset.features if dataset is not None else column_names
+    present = list(features)
     found = ", ".join(repr(c) for c in present) or "none"
+    for source, wanted in SCHEMAS.items():
+        if not all(w in present for w in wanted):
+            continue
+        if source != "hh":
+            return source
+        if isinstance(features, Mapping) and is_messages_feature(features["chosen"]):
+            return "trl"
+        if dataset is None:
+            return "hh"
+        if not _is_string_feature(features["chosen"]) or not _is_string_feature(features["rejected"]):
+            ok, value = _looks_like_hh(dataset)
+            if isinstance(value, (list, tuple)):
+                return "trl"  # implicit-prompt conversations, some rows of another type (a Json column)
+        else:
+            ok, value = _looks_like_hh(dataset)
+        if ok:
+            return "hh"
+        raise FormatError(
+            f"the columns [{found}] fit HH-RLHF (chosen/rejected transcripts) but 'chosen' holds "
+            f"{describe(value)}, not a transcript starting with '\\n\\nHuman: '; TRL pairs need a 'prompt' "
+            f"column (rename yours, or pass source= explicitly). Schemas tried: {_schemas_tried(present)}"
+        )
     raise FormatError(
-        f"cannot tell the source of a dataset with columns [{found}]; known schemas (columns): {known}. "
-        "Rename the columns or pass source= explicitly."
+        f"cannot tell the source of a dataset with columns [{found}]; schemas tried (columns needed): "
+        f"{_schemas_tried(present)}. Rename the columns or pass source= explicitly."
     )
 
 
 def resolve_source(dataset: Dataset, source: str, shape: str) -> str:
     """The source schema to convert with: ``source`` checked, or detected when ``"auto"``."""
     if source == "auto":
-        source = detect_source(dataset.features)
+        source = detect_source(dataset)
     elif source not in SOURCES:
         raise ConfigError(f"source={source!r} is not one of {', '.join(SOURCES)} or 'auto'")
     if shape == "pairs" and source in CANDIDATE_SOURCES:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from ..errors import RowError
 from ..schema import CANDIDATE_COLUMNS
-from ..validate import describe, row_label
+from ..validate import describe, is_list, row_label
 from .values import append_row, is_empty_prompt, new_columns, number_value, prompt_value, source_id_of
 
 
@@ -25,7 +25,7 @@ def candidates_batch_validate(
         if is_empty_prompt(prompt):
             raise RowError("expected a non-empty prompt, found an empty one", row=row, column="prompt")
         responses = batch["responses"][i]
-        if not isinstance(responses, (list, tuple)) or not responses:
+        if not is_list(responses) or not len(responses):
             raise RowError(
                 f"expected a non-empty list of strings, found {describe(responses)}",
                 row=row,
@@ -38,8 +38,8 @@ def candidates_batch_validate(
                 )
         scores = batch["scores"][i] if "scores" in batch else None
         if scores is not None:
-            if not isinstance(scores, (list, tuple)) or len(scores) != len(responses):
-                found = f"{len(scores)} scores" if isinstance(scores, (list, tuple)) else describe(scores)
+            if not is_list(scores) or len(scores) != len(responses):
+                found = f"{len(scores)} scores" if is_list(scores) else describe(scores)
                 raise RowError(
                     f"expected one score per response ({len(responses)}), found {found}",
                     row=row,

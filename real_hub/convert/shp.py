@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import RowError
 from ..schema import CANDIDATE_COLUMNS
-from ..validate import row_label
+from ..validate import describe, row_label
 from .values import append_row, new_columns, number_value, text_value
 
 
@@ -23,8 +23,12 @@ class ShpGroups:
         for i in range(len(batch["post_id"])):
             row = row_label(i, indices)
             post_id = batch["post_id"][i]
-            if post_id is None:
-                raise RowError("expected a post id, found None", row=row, column="post_id")
+            if isinstance(post_id, bool) or not isinstance(post_id, (str, int)) or post_id == "":
+                raise RowError(
+                    f"expected a post id (a string or an integer), found {describe(post_id)}",
+                    row=row,
+                    column="post_id",
+                )
             history = text_value(batch["history"][i], row=row, column="history")
             post = self.posts.get(str(post_id))
             if post is None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import RowError
 from ..schema import PAIR_COLUMNS
-from ..validate import check_messages, require_columns, row_label
+from ..validate import check_messages, check_text, describe, is_list, row_label
 from .values import (
     append_row,
+    is_empty_prompt,
     new_columns,
     number_value,
     pair_skip_reason,
@@ -38,13 +40,20 @@ def _trl_row(
     chosen, rejected = batch["chosen"][i], batch["rejected"][i]
     prompt = batch["prompt"][i] if "prompt" in batch else None
     if isinstance(chosen, str) or isinstance(rejected, str):  # standard, or canonical pairs
-        require_columns(batch, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
+        if "prompt" not in batch:  # implicit-prompt conversations (a Json column) with a text row
+            column = "chosen" if isinstance(chosen, str) else "rejected"
+            raise RowError(
+                "expected a list of chat messages (an implicit-prompt conversation: there is no 'prompt' "
+                f"column), found {describe(batch[column][i])}",
+                row=row,
+                column=column,
+            )
         chosen = text_value(chosen, row=row, column="chosen")
         rejected = text_value(rejected, row=row, column="rejected")
         return prompt_value(prompt, row=row), chosen, rejected, None
     c_msgs = check_messages(chosen, row=row, column="chosen")
     r_msgs = check_messages(rejected, row=row, column="rejected")
-    if isinstance(prompt, (list, tuple)):  # explicit conversational
+    if is_list(prompt):  # explicit conversational
         (c_text, c_skip), (r_text, r_skip) = _completion(c_msgs), _completion(r_msgs)
         skip = c_skip or r_skip
         return check_messages(prompt, row=row, column="prompt"), c_text, r_text, skip
@@ -100,11 +109,14 @@ def pairs_batch_to_trl(
     prompts = []
     for i, prompt in enumerate(batch["prompt"]):
         row = row_label(i, indices)
+        prompt = prompt_value(prompt, row=row)
+        if is_empty_prompt(prompt):
+            raise RowError("expected a non-empty prompt, found an empty one", row=row, column="prompt")
         if all_messages and isinstance(prompt, str):
-            prompt = [{"role": "user", "content": text_value(prompt, row=row, column="prompt")}]
+            prompt = [{"role": "user", "content": prompt}]
         prompts.append(prompt)
         for column in out:
-            text = text_value(batch[column][i], row=row, column=column)
+            text = check_text(batch[column][i], row=row, column=column)
             out[column].append(text if isinstance(prompt, str) else [{"role": "assistant", "content": text}])
     if all_messages:
         out["prompt"] = prompts

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import RowError
 from ..schema import CANDIDATE_COLUMNS
-from ..validate import describe, row_label
+from ..validate import describe, is_list, row_label
 from .values import append_row, new_columns, number_value, text_value
 
 
@@ -21,17 +22,27 @@ def ultrafeedback_score(
     is used when there are no ratings, and None is returned when there is neither.
     """
     ratings = []
-    for aspect, note in (completion.get("annotations") or {}).items():
+    annotations = completion.get("annotations") or {}
+    if not isinstance(annotations, Mapping):
+        raise RowError(
+            f"expected a dict of aspects, found {describe(annotations)}",
+            row=row,
+            column=f"completions[{item}].annotations",
+        )
+    for aspect, note in annotations.items():
         rating = note.get("Rating") if isinstance(note, Mapping) else None
         if rating is None or rating == "N/A":
             continue
         try:
-            ratings.append(float(rating))
+            number = float(rating)
         except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(rating, bool) or not math.isfinite(number):
             column = f"completions[{item}].annotations.{aspect}.Rating"
             raise RowError(
                 f"expected a rating 1-5 or 'N/A', found {describe(rating)}", row=row, column=column
             ) from None
+        ratings.append(number)
     if ratings:
         return sum(ratings) / len(ratings)
     stored = completion.get("fine-grained_score")
@@ -52,7 +63,7 @@ def ultrafeedback_batch_to_candidates(
         row = row_label(i, indices)
         prompt = text_value(batch["instruction"][i], row=row, column="instruction")
         completions = batch["completions"][i]
-        if not isinstance(completions, (list, tuple)):
+        if not is_list(completions):
             raise RowError(
                 f"expected a list of completions, found {describe(completions)}",
                 row=row,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import RowError
 from ..schema import NOTES, SKIP
-from ..validate import check_messages, describe
+from ..validate import check_messages, check_number, describe, is_list
 
 
 def text_value(value: Any, *, row: int | str, column: str) -> str:
@@ -22,7 +21,7 @@ def prompt_value(value: Any, *, row: int | str, column: str = "prompt") -> str |
     """A prompt as given: a string, or a list of messages (normalised to role/content)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, (list, tuple)):
+    if is_list(value):
         return check_messages(value, row=row, column=column)
     raise RowError(
         f"expected a string or a list of chat messages, found {describe(value)}", row=row, column=column
@@ -35,12 +34,8 @@ def is_empty_prompt(prompt: str | list) -> bool:
 
 
 def number_value(value: Any, *, row: int | str, column: str, optional: bool = True) -> float | None:
-    """A number as float (None allowed when ``optional``); RowError for other types and NaN."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise RowError(f"expected a number, found {describe(value)}", row=row, column=column)
-    return float(value)
+    """A finite number as float (None allowed when ``optional``); RowError for other types, NaN and inf."""
+    return check_number(value, row=row, column=column, optional=optional)
 
 
 def pair_skip_reason(prompt: Any, chosen: str, rejected: str) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..arrays import python_column
 from ..errors import RowError
 from ..validate import require_columns
 
@@ -35,12 +36,15 @@ def _number(value: Any, *, row: int, column: str) -> float:
     value = float(value)
     if math.isnan(value):
         raise RowError("expected a number, found NaN", row=row, column=column)
+    if math.isinf(value):
+        raise RowError(f"expected a finite number, found {value}", row=row, column=column)
     return value
 
 
 def _columns(dataset: Dataset, names: list[str]) -> dict[str, list[Any]]:
-    table = dataset.with_format("arrow")
-    return {n: table[n].to_pylist() for n in names}
+    """The columns as Python lists (a ``datasets.Json`` column decoded)."""
+    table = dataset.select_columns(names).with_format("arrow")[:]
+    return {n: python_column(table, n) for n in names}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
-from datasets import Dataset, Features, Value
+from datasets import Dataset, Features, Json, Value
 
 from ..arrays import column_names, python_column
 from ..errors import ColumnError, ConfigError, RowError
-from ..processor import EmittedRows, Processor, drop_skipped
+from ..processor import EmittedRows, Processor, drop_skipped, warn_skipped_once
 from ..reporting import summarize
 from ..schema import (
     FEWER_THAN_TWO_RESPONSES,
@@ -53,9 +53,19 @@ from ..schema import (
     reward_pair_features,
 )
 from ..seeding import random_other, row_key
-from ..validate import check_text_list, require_columns, row_label
+from ..validate import (
+    check_list,
+    check_number,
+    check_prompt,
+    check_response,
+    check_text_list,
+    require_columns,
+    row_label,
+)
 
 logger = logging.getLogger(__name__)
+
+SKIP_HINT = "label_pairs() returns a report of every skip, or map with {name}(..., keep_skipped=True)"
 
 MODES = ("best-vs-worst", "best-vs-random")
 _WORD = re.compile(r"(?<![A-Za-z0-9])chosen(?![A-Za-z0-9])")
@@ -166,6 +176,8 @@ class OrientByReward(Processor):
         skipped: Counter[str] = Counter()
         for i, (a, b) in enumerate(zip(chosen_r, rejected_r, strict=True)):
             label = row_label(i, indices)
+            for side in ("chosen", "rejected"):
+                check_response(columns[side][i], row=label, column=side)
             ra = _reward(a, row=label, column=self.chosen_reward_column)
             rb = _reward(b, row=label, column=self.rejected_reward_column)
             if ra is None or rb is None:
@@ -191,7 +203,9 @@ class OrientByReward(Processor):
         out["flipped"] = [f if r is None else None for f, r in zip(flip, reasons, strict=True)]
         if self.keep_skipped:
             out[SKIP_REASON] = reasons
-        if skipped:
+        if skipped and not self.keep_skipped:
+            warn_skipped_once(self, skipped, len(chosen_r), SKIP_HINT.format(name="OrientByReward"))
+        elif skipped:
             logger.debug("OrientByReward skipped %s in a batch of %d pairs", dict(skipped), len(chosen_r))
         return out
 
@@ -203,8 +217,8 @@ class OrientByReward(Processor):
         for left, right in self._swaps(list(features)):
             if left in features and right in features and features[left] != features[right]:
                 raise ColumnError(
-                    f"columns {left!r} and {right!r} swap with each other but have different types"
-                    f" ({features[left]} and {features[right]}): cast one to the other's type first"
+                    f"columns {left!r} and {right!r} swap with each other: expected one type, found"
+                    f" {features[left]} and {features[right]}; cast one to the other's type first"
                 )
         features["margin"] = Value("float64")
         features["flipped"] = Value("bool")
@@ -266,10 +280,12 @@ class PairsFromRewards(Processor):
         return {"prompt", self.responses_column, self.rewards_column, self.scores_column, SKIP_REASON}
 
     def _list(self, value: Any, n: int, *, row: int | str, column: str) -> list[Any]:
-        if not isinstance(value, (list, tuple)) or len(value) != n:
-            found = f"{len(value)} values" if isinstance(value, (list, tuple)) else type(value).__name__
-            raise RowError(f"expected one value per response ({n}), found {found}", row=row, column=column)
-        return list(value)
+        values = check_list(value, row=row, column=column, what=f"a list of one value per response ({n})")
+        if len(values) != n:
+            raise RowError(
+                f"expected one value per response ({n}), found {len(values)} values", row=row, column=column
+            )
+        return values
 
     def _pick(
         self, prompt: Any, texts: list[str], rewards: list[float | None], label: int | str
@@ -316,6 +332,7 @@ class PairsFromRewards(Processor):
         out = EmittedRows(REWARD_PAIR_COLUMNS, carried, keep_skipped=self.keep_skipped)
         for i, prompt in enumerate(prompts):
             label = row_label(i, indices)
+            check_prompt(prompt, row=label)
             texts = check_text_list(responses[i], row=label, column=self.responses_column)
             if rewards[i] is None:
                 picked: tuple[int, int, float] | str = MISSING_REWARD
@@ -325,6 +342,8 @@ class PairsFromRewards(Processor):
             row_scores = scores[i]
             if row_scores is not None:
                 row_scores = self._list(row_scores, len(texts), row=label, column=self.scores_column)
+                for j, score in enumerate(row_scores):
+                    check_number(score, row=label, column=f"{self.scores_column}[{j}]", optional=True)
             if isinstance(picked, str):
                 out.skip(i, picked, {"prompt": prompt, "strategy": self.mode})
             else:
@@ -347,7 +366,8 @@ class PairsFromRewards(Processor):
                     "strategy": self.mode,
                 }
                 out.emit(i, values)
-        return out.finish("PairsFromRewards", len(prompts))
+        hint = SKIP_HINT.format(name="PairsFromRewards")
+        return out.finish("PairsFromRewards", len(prompts), processor=self, hint=hint)
 
     def output_features(self, input_features: Features | None = None) -> Features:
         """Features of the output rows; pass the input's features to type ``prompt`` and carried columns."""
@@ -443,15 +463,23 @@ def label_pairs(
             hint="label_pairs expects pairs (chosen, rejected + a reward per side) or candidates (prompt,"
             " responses, rewards)",
         )
-    rows = dataset.map(
-        processor,
-        batched=True,
-        batch_size=batch_size,
-        num_proc=num_proc,
-        remove_columns=names,
-        features=features,
-        desc=f"Labelling pairs ({label})",
-    )
+    if label == "orient":  # a reward column of mixed types (Json): name the row that is not a number
+        for column in (processor.chosen_reward_column, processor.rejected_reward_column):
+            if isinstance(dataset.features[column], Json):
+                for i, value in enumerate(dataset[column]):
+                    _reward(value, row=i, column=column)
+    if len(dataset) == 0:  # zero rows: an empty result
+        rows = Dataset.from_dict({name: [] for name in features}, features=features)
+    else:
+        rows = dataset.map(
+            processor,
+            batched=True,
+            batch_size=batch_size,
+            num_proc=num_proc,
+            remove_columns=names,
+            features=features,
+            desc=f"Labelling pairs ({label})",
+        )
     pairs, skipped = drop_skipped(rows)
     margins = pairs.with_format("arrow")["margin"].to_pylist() if len(pairs) else []
     flipped = None

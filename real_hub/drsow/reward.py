@@ -35,6 +35,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ..arrays import first_non_finite
 from ..errors import ColumnError, ConfigError, RowError
 from ..logprobs import score_sequences
 from ..models import load_causal_lm, pick_device
@@ -42,10 +43,12 @@ from ..processor import Processor, split_extra_args
 from ..validate import (
     CANDIDATE_RESPONSE_COLUMN,
     PAIR_RESPONSE_COLUMNS,
+    check_list,
     check_messages,
+    check_response,
     check_text,
+    is_list,
     response_columns,
-    response_text,
     row_label,
 )
 from .routing import (
@@ -121,11 +124,19 @@ def render(tokenizer: Any, messages: Sequence[Mapping[str, Any]], response: str)
 def _check_prompt(value: Any, label: int | str) -> str | list[dict[str, Any]]:
     if isinstance(value, str):
         return check_text(value, row=label, column="prompt")
-    if isinstance(value, (list, tuple)):
+    if is_list(value):
         messages = check_messages(value, row=label, column="prompt")
+        if not messages:
+            raise RowError(
+                "expected a non-empty list of chat messages, found an empty list", row=label, column="prompt"
+            )
         if last_user_turn(messages) is None:
             roles = [m["role"] for m in messages]
-            raise RowError(f"the conversation has no user turn (roles: {roles})", row=label, column="prompt")
+            raise RowError(
+                f"the conversation has no user turn (roles: {roles}); expected at least one 'user' message",
+                row=label,
+                column="prompt",
+            )
         return messages
     raise RowError(
         f"expected a string or a list of chat messages, found {type(value).__name__}",
@@ -372,15 +383,14 @@ class DensityRatioReward(Processor):
                     shape.append(len(texts) if is_list else None)
                 shapes.append(shape)
             else:
-                value = batch[CANDIDATES_COLUMN][i]
-                if value is None or isinstance(value, str) or not hasattr(value, "__len__"):
-                    raise RowError(
-                        f"expected a list of strings, found {type(value).__name__}",
-                        row=labels[i],
-                        column=CANDIDATES_COLUMN,
-                    )
+                value = check_list(
+                    batch[CANDIDATES_COLUMN][i],
+                    row=labels[i],
+                    column=CANDIDATES_COLUMN,
+                    what="a list of strings",
+                )
                 row = [
-                    check_text(response_text(v), row=labels[i], column=f"{CANDIDATES_COLUMN}[{j}]")
+                    check_response(v, row=labels[i], column=f"{CANDIDATES_COLUMN}[{j}]")
                     for j, v in enumerate(value)
                 ]
             responses.append(row)
@@ -429,6 +439,14 @@ class DensityRatioReward(Processor):
             rewards = strong.logp - weak.logp
         else:
             rewards = strong.mean - weak.mean
+        bad = first_non_finite(rewards)
+        if bad is not None:
+            raise RowError(
+                f"the models gave a non-finite reward ({rewards[bad]}: log p_strong {strong.logp[bad]}, "
+                f"log p_weak {weak.logp[bad]}); expected finite log-probabilities (try float32 weights)",
+                row=flat_labels[bad],
+                column="prompt",
+            )
         truncated = int((strong.truncated | weak.truncated).sum())
         if truncated:
             self._stats.truncated += truncated
@@ -500,7 +518,7 @@ def _pair_side(value: Any, label: int | str, column: str) -> tuple[list[str], bo
         if not value:
             raise RowError("expected at least one response, found an empty list", row=label, column=column)
         return [check_text(v, row=label, column=f"{column}[{j}]") for j, v in enumerate(value)], True
-    return [check_text(response_text(value), row=label, column=column)], False
+    return [check_response(value, row=label, column=column)], False
 
 
 def _tokenizers_differ(a: Any, b: Any) -> bool:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import json
 import logging
+import lzma
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset
 
@@ -45,7 +50,9 @@ def load_source(
         data_format: ``json``, ``parquet`` or ``csv`` when file names do not tell.
 
     Raises:
-        FormatError: Unknown, mixed or unreadable files.
+        FormatError: A local path that does not exist (anything starting with ``.``, ``/`` or ``~``, or with
+            more than one ``/``, is a path, never a Hub id), an empty file, a malformed JSON line (the error
+            names the file and line), unknown or mixed formats.
         HubError: A Hub id that cannot be loaded (unreachable Hub, unknown repo, no access).
     """
     from datasets import load_dataset
@@ -58,24 +65,84 @@ def load_source(
         raise FormatError(f"unknown data format {data_format!r}: expected json, parquet or csv")
     if len(paths) == 1 and paths[0].is_dir():
         return _load(lambda: load_dataset(str(paths[0]), config, split=split), str(paths[0]), FormatError)
-    looks_like_files = any(p.exists() or file_format(p) for p in paths) or len(paths) > 1
+    looks_like_files = (
+        any(p.exists() or file_format(p) or _is_path(str(d)) for p, d in zip(paths, items, strict=True))
+        or len(paths) > 1
+    )
     if looks_like_files:
-        missing = [str(p) for p in paths if not p.is_file()]
+        missing = [str(d) for p, d in zip(paths, items, strict=True) if not p.is_file()]
         if missing:
-            raise FormatError(f"no such file: {', '.join(missing)}")
+            raise FormatError(f"no such file: {', '.join(missing)} (a local path: no file or folder there)")
         formats = {data_format or file_format(p) for p in paths}
         if None in formats or len(formats) != 1:
             raise FormatError(
                 f"cannot tell the format of {', '.join(map(str, paths))}: expected files ending in .json, "
                 ".jsonl, .parquet or .csv (optionally .gz), all of one format, or pass the format"
             )
+        empty = [str(p) for p in paths if p.stat().st_size == 0]
+        if empty:
+            raise FormatError(f"the file {', '.join(empty)} is empty: expected rows of data")
         fmt = formats.pop()
         files = [str(p) for p in paths]
-        return _load(
-            lambda: load_dataset(fmt, data_files=files, split="train"), ", ".join(files), FormatError
-        )
+        try:
+            return _load(
+                lambda: load_dataset(fmt, data_files=files, split="train"), ", ".join(files), FormatError
+            )
+        except FormatError:
+            if fmt == "json":
+                _raise_json_fault(paths)
+            raise
     name = str(items[0])
-    return _load(lambda: load_dataset(name, config, split=split, revision=revision), name, HubError)
+    return _load(
+        lambda: load_dataset(name, config, split=split, revision=revision),
+        f"{name} from the Hub (no local file or folder has that name)",
+        HubError,
+    )
+
+
+def _is_path(text: str) -> bool:
+    """Whether ``text`` can only be a local path, never a Hub id (``name`` or ``owner/name``)."""
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+
+
+def _open_text(path: Path) -> Any:
+    suffix = path.suffix.lower()
+    opener: Any = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(suffix, open)
+    return opener(path, "rt", encoding="utf-8", errors="replace")
+
+
+def _raise_json_fault(paths: Sequence[Path]) -> None:
+    """Raise a :class:`FormatError` naming the file and line of the first malformed JSON, or return."""
+    for path in paths:
+        try:
+            with _open_text(path) as f:
+                text = f.read()
+        except (OSError, EOFError, lzma.LZMAError):
+            return  # not readable as compressed text: the loader's own error says more
+        if not text.strip():
+            raise FormatError(f"the file {path} is empty: expected rows of data")
+        if text.lstrip().startswith("["):  # one JSON document: a list of rows
+            try:
+                json.loads(text)
+                continue
+            except json.JSONDecodeError as err:
+                raise FormatError(
+                    f"{path}, line {err.lineno}: malformed JSON ({err.msg}, column {err.colno})"
+                ) from None
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise FormatError(
+                    f"{path}, line {number}: malformed JSON ({err.msg}, column {err.colno}): {line[:80]!r}"
+                ) from None
+            if not isinstance(value, dict):
+                raise FormatError(
+                    f"{path}, line {number}: expected a JSON object (one row), found {type(value).__name__}"
+                    f" {line[:80]!r}"
+                )
 
 
 def _load(call, what: str, error: type[Exception]) -> Dataset:  # type: ignore[no-untyped-def]

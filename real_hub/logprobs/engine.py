@@ -138,6 +138,59 @@ def score_encoded(
     )
 
 
+_ROTARY_KEYS = (
+    "rope_theta",
+    "rope_scaling",
+    "rope_parameters",
+    "rotary_dim",
+    "rotary_pct",
+    "rotary_emb_base",
+)
+
+
+def context_length(model) -> int | None:
+    """The most positions the model can take, where more fail: the size of its learned position table.
+
+    That is ``n_positions`` or ``max_position_embeddings`` of a model with absolute (learned) positions,
+    such as GPT-2, whose embedding lookup fails past it. Models with rotary positions (Llama, Qwen, ...)
+    compute any position, so they have no hard limit here: None.
+    """
+    config = getattr(model, "config", None)
+    if config is None or any(getattr(config, key, None) is not None for key in _ROTARY_KEYS):
+        return None
+    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_context_length(
+    model, pairs: Sequence[EncodedPair], row_labels: Sequence[int | str] | None, max_length: int | None
+) -> None:
+    """Refuse, before the model runs, a pair longer than the model's context, naming its row and lengths."""
+    limit = context_length(model)
+    if limit is None or not pairs:
+        return
+    lengths = np.fromiter((len(p.context) + len(p.response) for p in pairs), dtype=np.int64, count=len(pairs))
+    over = np.flatnonzero(lengths > limit)
+    if not len(over):
+        return
+    k = int(over[0])
+    label = row_labels[k] if row_labels is not None else k
+    fix = (
+        f"lower max_length={max_length} to at most {limit}"
+        if max_length is not None
+        else f"pass max_length={limit} (or less) to cut it, counted as truncated"
+    )
+    raise RowError(
+        f"the prompt + response is {lengths[k]} tokens ({len(pairs[k].context)} of prompt, "
+        f"{len(pairs[k].response)} of response), longer than the model's context of {limit} tokens; {fix}",
+        row=label,
+        column="response",
+    )
+
+
 def score_sequences(
     model,
     tokenizer,
@@ -188,6 +241,10 @@ def score_sequences(
 
     Returns:
         :class:`SequenceScores` in input order.
+
+    Raises:
+        RowError: a pair (after ``max_length``) is longer than the model's context (its
+            ``max_position_embeddings``), checked before the model runs.
     """
     pairs = encode_pairs(
         tokenizer,
@@ -197,6 +254,7 @@ def score_sequences(
         row_labels=row_labels,
         keep_prefixes=keep_prefixes,
     )
+    check_context_length(model, pairs, row_labels, max_length)
     return score_encoded(
         model,
         pairs,

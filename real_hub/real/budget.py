@@ -7,11 +7,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from datasets import Dataset
 
-from ..arrays import arrow_null_row, as_arrow
+from ..arrays import arrow_null_row, as_arrow, first_non_finite, python_column
 from ..errors import ColumnError, ConfigError, RowError
 from ..reporting import summarize
+from ..validate import check_number
 from .select import PairSimilarity, resolve_strategy
 
 logger = logging.getLogger(__name__)
@@ -74,10 +76,18 @@ def budget_filter(
     column = dataset.with_format("arrow")[similarity_column]
     if column.null_count:
         raise arrow_null_row(as_arrow(column), similarity_column, range(len(column)), "a similarity")
+    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        for i, value in enumerate(python_column(dataset.with_format("arrow")[:], similarity_column)):
+            check_number(value, row=i, column=similarity_column, what="a similarity (a number)")
+        raise RowError(  # pragma: no cover - every value passed: a numeric type pyarrow calls otherwise
+            f"expected a similarity (a number), found {column.type} values", column=similarity_column
+        )
     sims = column.to_numpy().astype(np.float64)
-    if np.isnan(sims).any():
-        first = int(np.flatnonzero(np.isnan(sims))[0])
-        raise RowError("expected a similarity, found NaN", row=first, column=similarity_column)
+    first = first_non_finite(sims)
+    if first is not None:
+        raise RowError(
+            f"expected a finite similarity, found {sims[first]}", row=first, column=similarity_column
+        )
     n = len(sims)
     k = round(budget * n)
     if name == "random":

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..arrays import vector_fault
 from ..errors import ColumnError, ConfigError, RowError
 from ..models import (
     DEFAULT_EMBEDDER,
@@ -24,9 +25,9 @@ from ..models import (
 from ..processor import Processor, split_extra_args
 from ..validate import (
     CANDIDATE_RESPONSE_COLUMN,
-    check_text,
+    check_list,
+    check_response,
     response_columns,
-    response_text,
     row_label,
 )
 from .encoders import CausalLMEncoder, Encoder, SentenceTransformerEncoder
@@ -178,30 +179,29 @@ class EmbedResponses(Processor):
             if col == CANDIDATE_RESPONSE_COLUMN:
                 rows = []
                 for i, row in enumerate(values):
-                    if row is None or isinstance(row, str) or not hasattr(row, "__len__"):
-                        raise RowError(
-                            f"expected a list of strings, found {type(row).__name__}",
-                            row=row_label(i, indices),
-                            column=col,
-                        )
+                    row = check_list(row, row=row_label(i, indices), column=col, what="a list of strings")
                     ids = []
                     for j, text in enumerate(row):
-                        text = check_text(
-                            response_text(text), row=row_label(i, indices), column=f"{col}[{j}]"
-                        )
+                        text = check_response(text, row=row_label(i, indices), column=f"{col}[{j}]")
                         ids.append(position.setdefault(text, len(position)))
                     rows.append(np.asarray(ids, dtype=np.int64))
                 plan[col] = rows
             else:
                 ids = [
                     position.setdefault(
-                        check_text(response_text(v), row=row_label(i, indices), column=col), len(position)
+                        check_response(v, row=row_label(i, indices), column=col), len(position)
                     )
                     for i, v in enumerate(values)
                 ]
                 plan[col] = np.asarray(ids, dtype=np.int64)
         encoder = self.encoder(rank)
-        vectors = _normalise(encoder.encode(list(position)) if position else np.zeros((0, encoder.dim)))
+        texts = list(position)
+        vectors = _encoded(encoder, texts)
+        norms = np.linalg.norm(vectors, axis=1)
+        bad = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
+        if len(bad):
+            raise _bad_vector_error(vectors, int(bad[0]), texts, plan, indices)
+        vectors = vectors / norms[:, None]
         vectors = vectors.astype(self.dtype, copy=False)
         out: dict[str, Any] = {}
         for col, ids in plan.items():
@@ -209,9 +209,40 @@ class EmbedResponses(Processor):
         return out
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if vectors.size and bool((norms == 0).any()):
-        raise RowError("a response embedded to the zero vector and has no direction; check the encoder")
-    return vectors / np.where(norms == 0, 1.0, norms)
+def _encoded(encoder: Encoder, texts: list[str]) -> np.ndarray:
+    """The encoder's ``[len(texts), dim]`` float32 output, checked: one finite vector of ``dim`` per text."""
+    dim = int(encoder.dim)
+    if not texts:
+        return np.zeros((0, dim), dtype=np.float32)
+    name = type(encoder).__name__
+    encoded = encoder.encode(texts)
+    try:
+        vectors = np.asarray(encoded, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise RowError(
+            f"expected the encoder {name} to return ({len(texts)}, {dim}) numbers, found other values: {err}"
+        ) from None
+    if vectors.shape != (len(texts), dim):
+        raise RowError(
+            f"expected the encoder {name} to return ({len(texts)}, {dim}): one vector of its dim={dim} per"
+            f" text, found an array of shape {vectors.shape}"
+        )
+    return vectors
+
+
+def _bad_vector_error(
+    vectors: np.ndarray, k: int, texts: list[str], plan: dict[str, Any], indices: Sequence[int] | None
+) -> RowError:
+    """The error for text ``k`` embedded to a zero or non-finite vector, naming the first row holding it."""
+    where: dict[str, Any] = {}
+    for col, ids in plan.items():
+        rows = ids if isinstance(ids, list) else [np.asarray([v]) for v in ids]
+        hit = next((i for i, r in enumerate(rows) if (r == k).any()), None)
+        if hit is not None:
+            where = {"row": row_label(hit, indices), "column": col}
+            break
+    return RowError(
+        f"the response {texts[k][:60]!r} embedded to {vector_fault(vectors[k])}: expected a non-zero vector"
+        " of finite numbers (check the encoder)",
+        **where,
+    )

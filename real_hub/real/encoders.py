@@ -10,12 +10,15 @@ which is how tests pass tiny ones (and how the embedding router reuses an embedd
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import RowError
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -59,21 +62,44 @@ class CausalLMEncoder:
         self.batch_size = batch_size
         self.max_length = max_length
         self.dim = int(model.config.hidden_size)
+        self.truncated = 0
+        self._warned = False
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
+    def token_limit(self) -> int | None:
+        """Tokens kept per response: ``max_length``, capped at the model's context (its position count)."""
+        from ..logprobs.engine import context_length
+
+        context = context_length(self.model)
+        limits = [v for v in (self.max_length, context) if v is not None]
+        return min(limits) if limits else None
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` in length-sorted batches; the result follows the input order."""
+        """Embed ``texts`` in length-sorted batches; the result follows the input order.
+
+        Responses longer than :meth:`token_limit` are cut from the right and counted in ``truncated``.
+        """
         import torch
 
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        encoded = self.tokenizer(
-            list(texts),
-            add_special_tokens=True,
-            return_special_tokens_mask=True,
-            truncation=self.max_length is not None,
-            max_length=self.max_length,
-        )
+        limit = self.token_limit()
+        encoded = self.tokenizer(list(texts), add_special_tokens=True, return_special_tokens_mask=True)
+        if limit is not None:
+            long = [k for k, ids in enumerate(encoded["input_ids"]) if len(ids) > limit]
+            for k in long:  # cut from the right, as the tokenizer's truncation does
+                encoded["input_ids"][k] = encoded["input_ids"][k][:limit]
+                encoded["special_tokens_mask"][k] = encoded["special_tokens_mask"][k][:limit]
+            if long:
+                self.truncated += len(long)
+                if not self._warned:
+                    self._warned = True
+                    logger.warning(
+                        "CausalLMEncoder: %d response(s) longer than %d tokens were cut to fit (counted in "
+                        "encoder.truncated; max_length sets the cap, the model's context bounds it)",
+                        len(long),
+                        limit,
+                    )
         lengths = [len(ids) for ids in encoded["input_ids"]]
         order = np.argsort(lengths, kind="stable")[::-1]
         body = self.model.base_model

@@ -9,7 +9,6 @@ are never turned into Python floats.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from ..arrays import column_names, normalise_rows, pair_matrix, python_column, r
 from ..errors import ColumnError, ConfigError, RowError
 from ..processor import EmittedRows, Processor, drop_skipped
 from ..schema import (
+    CANDIDATE_SIMILARITY,
     CHOSEN,
     FEWER_THAN_TWO_RESPONSES,
     PROMPT,
@@ -35,13 +35,14 @@ from ..schema import (
     selected_pair_features,
 )
 from ..seeding import random_priorities, row_key
-from ..validate import check_text_list, require_columns, row_label
+from ..validate import check_list, check_number, check_prompt, check_text_list, require_columns, row_label
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("dissimilar", "similar", "random", "centroid")
 ALIASES = {"easy": "dissimilar", "hard": "similar"}
 MAX_KMEANS_ITERATIONS = 20
+SKIP_HINT = "select_pairs() returns a report of every skip, or map with SelectPairs(..., keep_skipped=True)"
 
 
 def resolve_strategy(strategy: str, valid: Sequence[str] = STRATEGIES) -> str:
@@ -203,8 +204,12 @@ class _Row:
     responses: list[str]
     scores: list[float] | None
     keep: list[int]
+    slots: list[int]
+    """For each response, its position in ``keep`` (a repeated text counts as its first copy)."""
     picks: list[tuple[int, int, float]] = field(default_factory=list)
     skip: str | None = None
+    similarity: np.ndarray | None = None
+    """Cosine of every two responses, ``[len(responses)] * 2`` float32."""
 
 
 class SelectPairs(Processor):
@@ -219,6 +224,10 @@ class SelectPairs(Processor):
         scores_column: Optional column with a score per response; orients each pair (higher = chosen).
         seed: Seed of the ``random`` strategy.
         keep_skipped: Also emit one row per skipped item, with its ``skip_reason``.
+
+    Each output row also carries ``candidate_similarity``: the cosine of every two of its prompt's
+    candidates (``n x n`` float32, a repeated text counting as its first copy), so that a saved or pushed
+    set still shows how its pair stands among the prompt's candidates (the Space's heatmap).
     """
 
     def __init__(
@@ -257,28 +266,26 @@ class SelectPairs(Processor):
         rows = []
         for i, (prompt, texts, row_scores) in enumerate(zip(prompts, responses, scores, strict=True)):
             label = row_label(i, indices)
+            prompt = check_prompt(prompt, row=label)
             texts = check_text_list(texts, row=label, column=self.responses_column)
             if row_scores is not None:
-                if not isinstance(row_scores, (list, tuple)) or len(row_scores) != len(texts):
-                    found = (
-                        f"{len(row_scores)} scores" if isinstance(row_scores, (list, tuple)) else "no list"
-                    )
+                row_scores = check_list(
+                    row_scores, row=label, column=self.scores_column, what="a list of scores"
+                )
+                if len(row_scores) != len(texts):
                     raise RowError(
-                        f"expected one score per response ({len(texts)}), found {found}",
+                        f"expected one score per response ({len(texts)}), found {len(row_scores)} scores",
                         row=label,
                         column=self.scores_column,
                     )
                 for j, s in enumerate(row_scores):
-                    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
-                        raise RowError(
-                            f"expected a finite number, found {s!r}",
-                            row=label,
-                            column=f"{self.scores_column}[{j}]",
-                        )
+                    check_number(s, row=label, column=f"{self.scores_column}[{j}]", what="a number")
             first: dict[str, int] = {}
             for j, text in enumerate(texts):
                 first.setdefault(text, j)
-            rows.append(_Row(prompt, texts, row_scores, list(first.values())))
+            keep = list(first.values())
+            slot = {j: s for s, j in enumerate(keep)}
+            rows.append(_Row(prompt, texts, row_scores, keep, [slot[first[t]] for t in texts]))
         return rows
 
     def _select_group(self, x: np.ndarray, group: list[_Row]) -> None:
@@ -290,6 +297,9 @@ class SelectPairs(Processor):
         gram = _canonical_gram(gram, first)
         iu, ju = np.triu_indices(n, 1)
         sims = gram[:, iu, ju]  # [R, P], pairs in (i, j) ascending order
+        for r, row in enumerate(group):
+            slots = np.asarray(row.slots)
+            row.similarity = gram[r] if len(slots) == n else gram[r][slots[:, None], slots[None, :]]
         if self.strategy == "centroid":
             a, b, valid = _centroid_picks(x, gram, sims, k, first)
             for r, row in enumerate(group):
@@ -356,7 +366,9 @@ class SelectPairs(Processor):
         carried = passthrough_values(batch, self._consumed(), SELECTED_PAIR_COLUMNS)
         out = EmittedRows(SELECTED_PAIR_COLUMNS, carried, keep_skipped=self.keep_skipped)
         for r, row in enumerate(rows):
-            kept_values = {PROMPT: row.prompt, STRATEGY: self.strategy}
+            if row.similarity is None:  # fewer than two distinct texts: every copy is the same text
+                row.similarity = np.ones((len(row.responses),) * 2, dtype=np.float32)
+            kept_values = {PROMPT: row.prompt, STRATEGY: self.strategy, CANDIDATE_SIMILARITY: row.similarity}
             if row.skip is not None and not row.picks:
                 out.skip(r, row.skip, kept_values)
                 continue
@@ -382,7 +394,13 @@ class SelectPairs(Processor):
                     "rejected_index": b,
                 }
                 out.emit(r, values)
-        return out.finish("SelectPairs", len(rows))
+        columns = out.finish("SelectPairs", len(rows), processor=self, hint=SKIP_HINT)
+        # One [rows, n, n] array when every prompt of the batch has n candidates: datasets stores it
+        # without a Python loop; a mixed batch stays a list of matrices.
+        matrices = columns[CANDIDATE_SIMILARITY]
+        if len({m.shape for m in matrices}) == 1:
+            columns[CANDIDATE_SIMILARITY] = np.stack(matrices).astype(np.float32, copy=False)
+        return columns
 
     def output_features(self, input_features: Features | None = None) -> Features:
         """Features of the output rows; pass the input dataset's features to type ``prompt`` and passthroughs.
@@ -443,15 +461,19 @@ def select_pairs(
         ["prompt", processor.responses_column, processor.embedding_column],
         hint="embed the candidates first, e.g. with EmbedResponses",
     )
-    rows = dataset.map(
-        processor,
-        batched=True,
-        batch_size=batch_size,
-        num_proc=num_proc,
-        remove_columns=dataset.column_names,
-        features=processor.output_features(dataset.features),
-        desc=f"Selecting pairs ({processor.strategy})",
-    )
+    features = processor.output_features(dataset.features)
+    if len(dataset) == 0:  # zero rows: an empty result
+        rows = Dataset.from_dict({name: [] for name in features}, features=features)
+    else:
+        rows = dataset.map(
+            processor,
+            batched=True,
+            batch_size=batch_size,
+            num_proc=num_proc,
+            remove_columns=dataset.column_names,
+            features=features,
+            desc=f"Selecting pairs ({processor.strategy})",
+        )
     pairs, skipped = drop_skipped(rows)
     report = SelectionReport(
         strategy=processor.strategy,
