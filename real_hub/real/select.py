@@ -18,7 +18,7 @@ from datasets import Dataset, Features, Value
 
 from ..arrays import column_names, normalise_rows, pair_matrix, python_column, ragged_vectors, raw_column
 from ..errors import ColumnError, ConfigError, RowError
-from ..processor import EmittedRows, Processor, drop_skipped
+from ..processor import EmittedRows, Processor, map_and_count
 from ..schema import (
     CANDIDATE_SIMILARITY,
     CHOSEN,
@@ -462,19 +462,14 @@ def select_pairs(
         hint="embed the candidates first, e.g. with EmbedResponses",
     )
     features = processor.output_features(dataset.features)
-    if len(dataset) == 0:  # zero rows: an empty result
-        rows = Dataset.from_dict({name: [] for name in features}, features=features)
-    else:
-        rows = dataset.map(
-            processor,
-            batched=True,
-            batch_size=batch_size,
-            num_proc=num_proc,
-            remove_columns=dataset.column_names,
-            features=features,
-            desc=f"Selecting pairs ({processor.strategy})",
-        )
-    pairs, skipped = drop_skipped(rows)
+    pairs, skipped = map_and_count(
+        dataset,
+        processor,
+        features=features,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        desc=f"Selecting pairs ({processor.strategy})",
+    )
     report = SelectionReport(
         strategy=processor.strategy,
         prompts_in=len(dataset),
