@@ -93,8 +93,8 @@ class PairSimilarity(Processor):
         chosen, rejected = sides
         if chosen.shape[0] and chosen.shape != rejected.shape:
             raise ColumnError(
-                f"columns {self.chosen_column!r} and {self.rejected_column!r} hold embeddings of"
-                f" different sizes ({chosen.shape[1]} and {rejected.shape[1]}): embed both with one model"
+                f"columns {self.chosen_column!r} and {self.rejected_column!r}: expected embeddings of one"
+                f" size, found {chosen.shape[1]} and {rejected.shape[1]}; embed both with one model"
             )
         return {self.output_column: np.einsum("ij,ij->i", chosen, rejected).astype(np.float64)}
 
