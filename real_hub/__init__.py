@@ -27,6 +27,7 @@ from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pa
 from .space.annotation import AnnotationReport, LabelStore, load_annotations
 from .space.browse import PairFilter, PairSource, load_pair_source
 from .train.dpo import TrainResult, train_dpo
+from .train.reference import ReferenceSpec, add_reference_logps
 from .version import __version__
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "PairsFromRewards",
     "Provenance",
     "RealHubError",
+    "ReferenceSpec",
     "RemoteCodeError",
     "RewardStats",
     "RowError",
@@ -69,6 +71,7 @@ __all__ = [
     "SequenceScores",
     "Statistics",
     "TrainResult",
+    "add_reference_logps",
     "best_of_n",
     "budget_filter",
     "curate",

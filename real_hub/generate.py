@@ -62,7 +62,7 @@ from .schema import (
     generated_features,
 )
 from .seeding import row_key
-from .validate import check_messages, check_text, row_label
+from .validate import check_prompt, row_label
 
 logger = logging.getLogger(__name__)
 
@@ -170,19 +170,6 @@ def end_of_turn_ids(tokenizer: Any, model: Any = None, *, chat_template: bool = 
             if suffix_ids and suffix_ids[0] in special:
                 ids.add(suffix_ids[0])
     return sorted(ids)
-
-
-def check_prompt(value: Any, label: int | str, column: str = "prompt") -> str | list[dict[str, str]]:
-    """A prompt as text or a list of messages, else a RowError naming the row."""
-    if isinstance(value, str):
-        return check_text(value, row=label, column=column)
-    if isinstance(value, (list, tuple)):
-        messages = check_messages(value, row=label, column=column)
-        if not messages:
-            raise RowError("expected at least one chat message, found none", row=label, column=column)
-        return messages
-    found = type(value).__name__
-    raise RowError(f"expected a string or a list of chat messages, found {found}", row=label, column=column)
 
 
 def encode_prompt(tokenizer: Any, prompt: str | list[dict[str, str]], *, chat_template: bool) -> list[int]:
@@ -489,7 +476,7 @@ class GenerateResponses(Processor):
                 [self.prompt_column], list(batch.keys()), hint="GenerateResponses continues each row's prompt"
             )
         prompts = [
-            check_prompt(_plain(p), row_label(i, indices), self.prompt_column)
+            check_prompt(_plain(p), row=row_label(i, indices), column=self.prompt_column)
             for i, p in enumerate(batch[self.prompt_column])
         ]
         engine, tokenizer = self.loaded(rank)

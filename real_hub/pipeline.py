@@ -23,7 +23,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from .convert import ConversionReport, detect_source, to_candidates, to_pairs
+from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
 from .drsow.label import LabelReport, label_pairs
 from .errors import ColumnError, ConfigError
 from .generate import GenerateResponses, GenerationReport, generation_report
@@ -84,6 +84,15 @@ class CurateOptions:
     )
     generate_batch_size: int = field(
         default=8, metadata={"help": "Prompts per generation forward pass (each expands to n sequences)."}
+    )
+    reference: str | None = field(
+        default=None,
+        metadata={"help": "Add ref_chosen_logps/ref_rejected_logps of this model (the DPO policy to train)."},
+    )
+    reference_revision: str | None = field(default=None, metadata={"help": "Hub revision of the reference."})
+    reference_dtype: str = field(default="float32", metadata={"help": "Precision of the reference model."})
+    reference_max_length: int | None = field(
+        default=1024, metadata={"help": "TRL max_length the reference log-probs are for."}
     )
 
 
@@ -184,8 +193,10 @@ def curate(
 ) -> CurateResult:
     """Curate ``source`` (data files, a Hub-layout folder, a Hub id, or a ``Dataset``) into pairs.
 
-    Options are the fields of :class:`CurateOptions`. The result is saved to ``output_dir`` and/or
-    pushed to ``push_to`` as config ``config_name`` (default: the strategy).
+    The pairs are in TRL's preference format (standard, or conversational when the prompts are
+    messages), with the provenance and statistics columns beside them. Options are the fields of
+    :class:`CurateOptions`. The result is saved to ``output_dir`` and/or pushed to ``push_to`` as config
+    ``config_name`` (default: the strategy).
     """
     opts = CurateOptions(**options)
     _check(opts)
@@ -286,6 +297,21 @@ def curate(
     lap("select")
     if not opts.keep_embeddings:
         data = data.remove_columns([c for c in EMBEDDING_COLUMNS if c in data.column_names])
+    data = to_trl(data)  # TRL's preference format, as saved and pushed: what the trainers read
+    reference = None
+    if opts.reference is not None:
+        from .train.reference import add_reference_logps
+
+        data, spec = add_reference_logps(
+            data,
+            opts.reference,
+            revision=opts.reference_revision,
+            dtype=opts.reference_dtype,
+            max_length=opts.reference_max_length,
+            batch_size=min(opts.batch_size, 64),
+        )
+        reference = spec.to_dict()
+        lap("reference")
     report.rows_out = len(data)
 
     provenance = Provenance(
@@ -306,6 +332,7 @@ def curate(
         seed=opts.seed,
         license=None if isinstance(source, Dataset) else source_license(source),
         versions=library_versions(),
+        reference=reference,
     )
     statistics = Statistics(
         rows_in=conversion.rows_in,

@@ -113,6 +113,8 @@ def hub(hub_server_session, hub_cache_session, monkeypatch):
     )
     monkeypatch.setattr(constants, "HF_URL_HOSTS", constants.HF_URL_HOSTS | {"127.0.0.1"})
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL's trainers report to the endpoint otherwise
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache_session / "hub"))
     monkeypatch.setattr(datasets.config, "HF_ENDPOINT", url)

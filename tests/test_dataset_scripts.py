@@ -48,6 +48,10 @@ def test_hh_script_keeps_the_budget(tmp_path):
     assert "40 rows -> 40 pairs -> 10 kept" in out
     kept = load_dataset(str(tmp_path / "hh"), "dissimilar")["train"]
     assert kept.num_rows == 10 and isinstance(kept[0]["prompt"], list)
+    from trl.data_utils import is_conversational
+
+    assert all(is_conversational(row) for row in kept)  # TRL's conversational format, as DPOTrainer reads it
+    assert all(len(row["chosen"]) == len(row["rejected"]) == 1 for row in kept)
 
 
 @pytest.mark.slow
@@ -86,6 +90,7 @@ def test_shp_script_groups_posts(tmp_path):
     assert "3 posts -> 3 pairs" in out
     pairs = load_dataset(str(tmp_path / "shp"), "dissimilar")["train"]
     assert sorted(pairs["prompt"]) == ["Question 0?", "Question 1?", "Question 2?"]
+    assert all(isinstance(c, str) for c in pairs["chosen"] + pairs["rejected"])  # TRL's standard format
     assert all(c > r for c, r in zip(pairs["chosen_score"], pairs["rejected_score"]))
 
 

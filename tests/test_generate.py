@@ -320,3 +320,11 @@ def test_pickled_state_is_configuration(llama_lm_dir):
     assert len(pickle.dumps(a)) < 2000
     assert Hasher.hash(GenerateResponses(str(llama_lm_dir), n=3, max_new_tokens=3)) != before
     assert Hasher.hash(GenerateResponses(str(llama_lm_dir), n=2, max_new_tokens=3, seed=1)) != before
+
+
+def test_streaming_gives_the_same_responses_as_map(llama_lm_dir):
+    ds = Dataset.from_dict({"prompt": ["Hello there", "Why?", "The quick brown fox"]})
+    g = GenerateResponses(str(llama_lm_dir), n=2, max_new_tokens=6)
+    mapped = ds.map(g, batched=True)["responses"]
+    streamed = [row["responses"] for row in ds.to_iterable_dataset().map(g, batched=True, batch_size=2)]
+    assert streamed == mapped

@@ -136,9 +136,15 @@ def test_smollm2_generates_six_prompts_then_dissimilar_pairs_and_the_cli_card(tm
     gen = GenerateResponses(SMOLLM2_135M_INSTRUCT, n=4, max_new_tokens=24)
     generated = ds.map(gen, batched=True)
     assert all(len(r) == 4 for r in generated["responses"])
+    one_by_one = ds.map(
+        GenerateResponses(SMOLLM2_135M_INSTRUCT, n=4, max_new_tokens=24, batch_size=1), batched=True
+    )
+    assert one_by_one["responses"] == generated["responses"]  # per-row seeds: batching changes nothing
     assert all(len(set(r)) > 1 for r in generated["responses"])  # sampled, not all identical
-    for prompt, responses in zip(PROMPTS, generated["responses"], strict=True):
-        assert all(prompt not in r and "<|im_end|>" not in r and "<|im_start|>" not in r for r in responses)
+    for responses in generated["responses"]:
+        for r in responses:  # the new text only: no template turn, no system prompt, no end-of-turn token
+            assert "<|im_end|>" not in r and "<|im_start|>" not in r, r
+            assert not r.startswith(("system", "user", "assistant", "You are a helpful AI assistant")), r
     from real_hub import EmbedResponses
 
     embedded = generated.map(EmbedResponses(), batched=True)

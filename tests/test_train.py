@@ -276,7 +276,7 @@ def test_lora_trains_only_the_adapters(tmp_path, llama_lm, llama_lm_session):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"precompute_ref": "sometimes"}, ConfigError, "precompute_ref must be one of engine, trl"),
+        ({"precompute_ref": "sometimes"}, ConfigError, "precompute_ref must be one of auto, engine, trl"),
         ({"warmup_ratios": 0.1}, ConfigError, "unknown DPOConfig field.*warmup_ratios"),
         ({"push_to_hub": True}, ConfigError, "push_to_hub are set by train_dpo"),
         ({"precompute_ref": "dataset"}, ColumnError, "expected column.*'ref_chosen_logps'"),

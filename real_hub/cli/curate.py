@@ -85,6 +85,8 @@ def register(sub: Any) -> None:
     g.add_argument("--min-margin", type=float, default=0.0, help="Abstain below this reward margin.")
     g = p.add_argument_group("generation (prompt-only sources: a 'prompt' column and no responses)")
     _add_generation_options(g)
+    g = p.add_argument_group("DPO reference log-probs (stored with the model they belong to, on the card)")
+    _add_reference_options(g)
     g = p.add_argument_group("output")
     g.add_argument("--output-dir", default=None, help="Write a Hub-layout folder here.")
     g.add_argument("--push-to", default=None, metavar="REPO_ID", help="Push to this Hub dataset repo.")
@@ -100,11 +102,6 @@ def register(sub: Any) -> None:
 
 def _add_generation_options(group: Any) -> None:
     """Flags for the generation fields of CurateOptions, their help read from the fields' metadata."""
-    from dataclasses import fields
-
-    from ..pipeline import CurateOptions
-
-    meta = {f.name: f for f in fields(CurateOptions)}
     specs = {
         "generate": {"metavar": "MODEL", "type": str},
         "n": {"type": int},
@@ -114,6 +111,26 @@ def _add_generation_options(group: Any) -> None:
         "generate_backend": {"choices": ["transformers", "vllm"]},
         "generate_batch_size": {"type": int},
     }
+    _add_field_options(group, specs)
+
+
+def _add_reference_options(group: Any) -> None:
+    """Flags for the reference log-prob fields of CurateOptions."""
+    specs = {
+        "reference": {"metavar": "MODEL", "type": str},
+        "reference_revision": {"type": str},
+        "reference_dtype": {"choices": ["float32", "bfloat16", "float16"]},
+        "reference_max_length": {"type": int},
+    }
+    _add_field_options(group, specs)
+
+
+def _add_field_options(group: Any, specs: dict[str, dict[str, Any]]) -> None:
+    from dataclasses import fields
+
+    from ..pipeline import CurateOptions
+
+    meta = {f.name: f for f in fields(CurateOptions)}
     for name, spec in specs.items():
         f = meta[name]
         default = f" (default: {f.default})" if f.default is not None else ""
@@ -162,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         generate_backend=args.generate_backend,
         generate_batch_size=args.generate_batch_size,
+        reference=args.reference,
+        reference_revision=args.reference_revision,
+        reference_dtype=args.reference_dtype,
+        reference_max_length=args.reference_max_length,
     )
     report = result.report
     rows = []

@@ -60,7 +60,7 @@ def make_parser(subparsers: Any = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--grad-accum", type=int, default=1, help="Gradient accumulation steps.")
     p.add_argument("--max-length", type=int, default=1024, help="Tokens per sequence (default: %(default)s).")
-    p.add_argument("--precompute-ref", default="engine", choices=PRECOMPUTE_REF, help="Reference log-probs.")
+    p.add_argument("--precompute-ref", default="auto", choices=PRECOMPUTE_REF, help="Reference log-probs.")
     p.add_argument("--dtype", default="float32", help="Weights' dtype: float32, bfloat16 or float16.")
     p.add_argument("--seed", type=int, default=0, help="Seed (default: %(default)s).")
     p.add_argument(

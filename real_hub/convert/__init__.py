@@ -35,7 +35,7 @@ from ..schema import NOTES as NOTES
 from ..schema import SKIP as SKIP
 
 # `X as X`: names importable here that, as before the split into modules, are not in __all__.
-from .dataset import to_candidates, to_pairs, to_trl
+from .dataset import to_candidates, to_pairs, to_trl, trl_format
 from .detect import CANDIDATE_SOURCES as CANDIDATE_SOURCES
 from .detect import PAIR_SOURCES as PAIR_SOURCES
 from .detect import SOURCES, detect_source
@@ -63,6 +63,7 @@ __all__ = [
     "to_candidates",
     "to_pairs",
     "to_trl",
+    "trl_format",
     "trl_batch_to_pairs",
     "ultrafeedback_batch_to_candidates",
     "ultrafeedback_score",

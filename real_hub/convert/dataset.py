@@ -1,4 +1,4 @@
-"""Dataset-level conversion: :func:`to_pairs`, :func:`to_candidates` and :func:`to_trl`."""
+"""Dataset-level conversion: :func:`to_pairs`, :func:`to_candidates`, :func:`to_trl`, :func:`trl_format`."""
 
 from __future__ import annotations
 
@@ -167,13 +167,14 @@ def _check_pairs(dataset: Dataset, batch_size: int = 10_000) -> None:
         start += n
 
 
-def to_trl(dataset: Dataset) -> Dataset:
+def to_trl(dataset: Dataset, *, conversational: bool | None = None) -> Dataset:
     """Canonical pairs in TRL's preference format; provenance columns are kept.
 
     Plain-text prompts give TRL's standard format (unchanged); message prompts give the conversational one,
     ``chosen=[{"role": "assistant", "content": ...}]`` and the same for ``rejected``. A prompt column that
     mixes strings and message lists becomes conversational throughout (a string prompt is one user
-    message). Data already in TRL's conversational format is returned as is.
+    message), and so does a plain one with ``conversational=True`` (to match another split). Data already in
+    TRL's conversational format is returned as is.
 
     Raises:
         RowError: a prompt, ``chosen`` or ``rejected`` is None, empty or not text (naming the row).
@@ -184,7 +185,7 @@ def to_trl(dataset: Dataset) -> Dataset:
         return dataset
     prompt = features["prompt"]
     plain = isinstance(prompt, Value) and prompt.dtype in ("string", "large_string")
-    if plain:
+    if plain and not conversational:
         _check_pairs(dataset)
         return dataset
     # message prompts, or a column mixing strings and message lists (datasets' Json feature): all messages
@@ -200,3 +201,21 @@ def to_trl(dataset: Dataset) -> Dataset:
         desc="To TRL format",
         fn_kwargs={"all_messages": mixed},
     )
+
+
+def trl_format(features: Features) -> str | None:
+    """TRL's preference format of pairs with these features: ``"conversational"``, ``"standard"`` or None.
+
+    None when the columns are not both one thing or the other (e.g. message prompts with string responses,
+    which TRL's trainers cannot read).
+    """
+    if not all(c in features for c in ("prompt", "chosen", "rejected")):
+        return None
+    kinds = {is_messages_feature(features[c]) for c in ("prompt", "chosen", "rejected")}
+    plain = all(
+        isinstance(features[c], Value) and features[c].dtype in ("string", "large_string")
+        for c in ("prompt", "chosen", "rejected")
+    )
+    if kinds == {True}:
+        return "conversational"
+    return "standard" if plain else None

@@ -1,8 +1,11 @@
 """Saving and loading curated preference sets in the layout of a Hub dataset repo.
 
 A curated set is one config per selection strategy, each with its splits as parquet files under
-``<config>/<split>-00000-of-00001-<digest>.parquet``, and a README dataset card (see :mod:`real_hub.card`)
-whose YAML lists every config, so ``load_dataset(repo_or_folder, config)`` loads any of them.
+``<config>/<split>-00000-of-00001-<digest>.parquet``, and a README dataset card (see
+:mod:`real_hub.hub.dataset_card`) whose YAML lists every config, so ``load_dataset(repo_or_folder, config)``
+loads any of them. Pairs are written in TRL's preference format, standard (all strings) or conversational
+(the prompt a list of messages, ``chosen``/``rejected`` each a list holding the assistant message), never a
+mix, so TRL's ``DPOTrainer`` and ``RewardTrainer`` take the loaded set as it is.
 :func:`save_curated` writes that layout to a folder, :func:`push_curated` to a Hub dataset repo (one
 commit per config), and :func:`load_curated` reads a config back from either.
 """
@@ -20,6 +23,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, load_dataset
 from huggingface_hub import DatasetCard
 
+from ..convert import to_trl, trl_format
 from ..errors import ConfigError, FormatError, hub_errors
 from .dataset_card import Provenance, Statistics, build_card, read_metadata
 
@@ -44,6 +48,21 @@ def _as_dict(data: Dataset | DatasetDict) -> DatasetDict:
     if isinstance(data, Dataset):
         return DatasetDict({"train": data})
     raise FormatError(f"expected a datasets.Dataset or DatasetDict, got {type(data).__name__}")
+
+
+def as_trl(data: Dataset | DatasetDict) -> DatasetDict:
+    """The splits of ``data`` in TRL's preference format, one format for all splits.
+
+    Pairs whose prompt is a list of messages get ``chosen``/``rejected`` as one assistant message each
+    (:func:`real_hub.to_trl`); when one split is conversational, plain splits become conversational too.
+    Splits without ``prompt``/``chosen``/``rejected`` are left as they are.
+    """
+    splits = _as_dict(data)
+    pairs = [s for s, ds in splits.items() if {"prompt", "chosen", "rejected"} <= set(ds.column_names)]
+    out = {s: to_trl(ds) if s in pairs else ds for s, ds in splits.items()}
+    if any(trl_format(out[s].features) == "conversational" for s in pairs):
+        out.update({s: to_trl(out[s], conversational=True) for s in pairs})
+    return DatasetDict(out)
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -100,7 +119,8 @@ def save_curated(
 ) -> Path:
     """Write ``data`` as config ``config_name`` of a Hub-style dataset folder, with its card.
 
-    Configs already in the folder are kept; writing one that exists needs ``overwrite=True``.
+    Pairs are written in TRL's preference format (see :func:`as_trl`). Configs already in the folder are
+    kept; writing one that exists needs ``overwrite=True``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -109,7 +129,8 @@ def save_curated(
         raise ConfigError(
             f"config {config_name!r} already exists in {folder}; pass overwrite=True to replace it"
         )
-    patterns = write_config_files(data, folder, config_name)
+    splits = as_trl(data)
+    patterns = write_config_files(splits, folder, config_name)
     new_card = build_card(
         str(folder),
         config_name,
@@ -124,7 +145,11 @@ def save_curated(
 
 
 def load_curated(repo_id_or_folder: str | Path, config: str) -> CuratedSet:
-    """Load one config of a curated set (local folder or Hub repo) with its provenance and statistics."""
+    """Load one config of a curated set (local folder or Hub repo) with its provenance and statistics.
+
+    The pairs come back in TRL's preference format, as written; a set written before real-hub wrote that
+    format (message prompts with string responses) is converted on load.
+    """
     path = Path(repo_id_or_folder)
     if path.exists():
         card = existing_card(path)
@@ -142,7 +167,7 @@ def load_curated(repo_id_or_folder: str | Path, config: str) -> CuratedSet:
         str(repo_id_or_folder), config, download_mode=mode, verification_mode="no_checks" if mode else None
     )
     provenance, statistics = read_metadata(card, config) if card else (Provenance(), Statistics())
-    return CuratedSet(config, dataset, provenance, statistics)
+    return CuratedSet(config, as_trl(dataset), provenance, statistics)
 
 
 def push_curated(
@@ -159,7 +184,8 @@ def push_curated(
 ) -> str:
     """Push ``data`` as config ``config_name`` of the Hub dataset repo ``repo_id``; return the commit URL.
 
-    The repo is created if needed (``private`` applies to a new repo only). The parquet files and the
+    Pairs are pushed in TRL's preference format (see :func:`as_trl`). The repo is created if needed
+    (``private`` applies to a new repo only). The parquet files and the
     card (the repo's card merged with this config's section, so other configs are kept) go up in one
     commit. A config the repo already has needs ``overwrite=True``; its old files are then deleted in the
     same commit. Hub failures raise :class:`HubError` with a message that never contains the token.
@@ -171,8 +197,8 @@ def push_curated(
         validate_repo_id(repo_id)
     except ValueError as err:
         raise ConfigError(f"repo_id {repo_id!r} is not a Hub repo id ('namespace/name'): {err}") from None
-    splits = _as_dict(data)
     _check_name("config", config_name)
+    splits = as_trl(data)
     api = HfApi(token=token)
     secret = token or get_token()
     what = f"pushing config {config_name!r} to dataset repo {repo_id} on {api.endpoint} failed"

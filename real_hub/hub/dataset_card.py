@@ -19,6 +19,8 @@ from ..reporting import markdown_cell
 
 TAGS = ["dpo", "preference", "real-hub"]
 TEMPLATES = Path(__file__).parent / "templates"
+EXAMPLE_MODEL = "Qwen/Qwen3-0.6B"
+"""The model the card's training lines name when the set records no reference model."""
 _SECTION = re.compile(
     r"<!-- real-hub:config:(?P<name>[^ ]+):start -->.*?<!-- real-hub:config:(?P=name):end -->\n?", re.S
 )
@@ -43,6 +45,9 @@ class Provenance:
     seed: int | None = None
     license: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    reference: dict[str, Any] | None = None
+    """What the ``ref_chosen_logps``/``ref_rejected_logps`` columns belong to: ``model``, ``revision``,
+    ``dtype`` (precision), TRL's ``max_length``/``truncation_mode`` (see ``add_reference_logps``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, for the card's YAML."""
@@ -138,7 +143,31 @@ def build_card(
         repo_id=repo_or_folder,
         first_config=configs[0]["config_name"],
         sections=[sections[name] for name in sorted(sections)],
+        **training_context(repo_or_folder, configs[0]["config_name"], meta),
     )
+
+
+def training_context(repo_or_folder: str, first: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """What the card's "Load it" part needs: the model its TRL lines train, and the notes on the columns.
+
+    The model is the one the first config's reference log-probs belong to, else :data:`EXAMPLE_MODEL`;
+    ``margin`` says whether a config carries Dr.SoW margins (which TRL's ``RewardTrainer`` uses);
+    ``references`` lists each config's recorded reference (model, revision, precision, TRL settings).
+    """
+    reference = meta.get(first, {}).get("provenance", {}).get("reference") or {}
+    references = [
+        {**entry["provenance"]["reference"], "config": name}
+        for name, entry in sorted(meta.items())
+        if entry.get("provenance", {}).get("reference")
+    ]
+    for ref in references:
+        ref["revision"] = ref.get("revision") or "main"
+    return {
+        "train_model": reference.get("model") or EXAMPLE_MODEL,
+        "output_name": repo_or_folder.rstrip("/").split("/")[-1],
+        "margin": any(entry.get("statistics", {}).get("margin") for entry in meta.values()),
+        "references": references,
+    }
 
 
 def read_metadata(card: DatasetCard, config: str) -> tuple[Provenance, Statistics]:

@@ -21,7 +21,11 @@ columns are dropped.
 
 Reference log-probs (``precompute_ref``):
 
-- ``"engine"`` (default): :func:`real_hub.logprobs.score_encoded` over exactly the token ids TRL scores for
+- ``"auto"`` (default): ``"dataset"`` when the data carry ``ref_chosen_logps``/``ref_rejected_logps`` that
+  :func:`real_hub.add_reference_logps` computed for this model, revision, precision, ``max_length`` and
+  ``truncation_mode`` (as the card of a curated folder, Hub id or :class:`~real_hub.CuratedSet` records),
+  else ``"engine"``.
+- ``"engine"``: :func:`real_hub.logprobs.score_encoded` over exactly the token ids TRL scores for
   the policy: TRL's own tokenization of prompt and completion (its ``prompt_ids``/``chosen_ids``/
   ``rejected_ids``, EOS added to standard completions, chat template for conversational ones), cut as TRL's
   collator cuts them (``max_length``, ``truncation_mode``), first sequence position never scored. With LoRA
@@ -50,11 +54,11 @@ from typing import Any
 
 from ..errors import ColumnError, ConfigError
 from .model_card import build_model_card, push_folder
-from .reference import REF_COLUMNS, dpo_trainer_class
+from .reference import REF_COLUMNS, ReferenceSpec, dpo_trainer_class, model_dtype
 
 logger = logging.getLogger(__name__)
 
-PRECOMPUTE_REF = ("engine", "trl", "dataset", "none")
+PRECOMPUTE_REF = ("auto", "engine", "trl", "dataset", "none")
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 _RESERVED = {"output_dir", "precompute_ref_log_probs", "hub_token", "push_to_hub", "hub_model_id"}
 
@@ -118,8 +122,11 @@ def load_preferences(data: Any, *, config: str | None = None, split: str = "trai
     from datasets import Dataset, DatasetDict
 
     from ..convert import to_trl
+    from ..hub.curated import CuratedSet
     from ..hub.sources import load_source
 
+    if isinstance(data, CuratedSet):
+        data = data.dataset
     if isinstance(data, DatasetDict):
         if split not in data:
             raise ConfigError(f"the DatasetDict has no split {split!r}; it has {list(data)}")
@@ -139,6 +146,60 @@ def load_preferences(data: Any, *, config: str | None = None, split: str = "trai
 
 
 # --------------------------------------------------------------------------------------------------- train
+
+
+def recorded_reference(data: Any, config: str | None) -> ReferenceSpec | None:
+    """The :class:`ReferenceSpec` a curated set's card records for its reference log-probs, if any.
+
+    ``data`` is a :class:`~real_hub.CuratedSet`, or a folder or Hub id with a real-hub card (``config`` names
+    the config; None when the card lists one only). Anything else, or a card that cannot be read: None.
+    """
+    from ..hub.curated import CuratedSet, card_configs, existing_card
+    from ..hub.dataset_card import read_metadata
+
+    if isinstance(data, CuratedSet):
+        reference = data.provenance.reference
+        return ReferenceSpec.from_dict(reference) if reference else None
+    if not isinstance(data, (str, Path)):
+        return None
+    try:
+        path = Path(data)
+        if path.exists():
+            card = existing_card(path) if path.is_dir() else None
+        else:
+            from huggingface_hub import DatasetCard, hf_hub_download
+
+            card = DatasetCard.load(hf_hub_download(str(data), "README.md", repo_type="dataset"))
+    except Exception as err:  # no card, no access: nothing recorded (the engine computes the reference)
+        logger.info("No dataset card read for %s (%s): reference log-probs are recomputed", data, err)
+        return None
+    names = card_configs(card)
+    if config is None and len(names) == 1:
+        config = names[0]
+    if card is None or config is None:
+        return None
+    reference = read_metadata(card, config)[0].reference
+    return ReferenceSpec.from_dict(reference) if reference else None
+
+
+def _resolve_ref(
+    precompute_ref: str, data: Any, config: str | None, columns: list[str], wanted: ReferenceSpec
+) -> str:
+    """``"auto"`` resolved: the data's reference columns when recorded for ``wanted``, else the engine."""
+    if precompute_ref != "auto":
+        return precompute_ref
+    if not set(REF_COLUMNS) <= set(columns):
+        return "engine"
+    recorded = recorded_reference(data, config)
+    if recorded == wanted:
+        logger.info("Using the data's reference log-probs: recorded for %s", wanted)
+        return "dataset"
+    logger.info(
+        "Recomputing reference log-probs: the data's are recorded for %s, this run needs %s",
+        recorded or "an unrecorded model",
+        wanted,
+    )
+    return "engine"
 
 
 def _load_model(name: str, *, revision: str | None, dtype: str | None, trust_remote_code: bool) -> Any:
@@ -166,6 +227,14 @@ def _check_options(precompute_ref: str, dpo_config_kwargs: Mapping[str, Any]) ->
         )
 
 
+def _dataset_name(dataset: Any) -> str:
+    from ..hub.curated import CuratedSet
+
+    if isinstance(dataset, (str, Path)):
+        return str(dataset)
+    return f"curated config {dataset.config}" if isinstance(dataset, CuratedSet) else "in-memory dataset"
+
+
 def _numbers(values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if k not in skip and isinstance(v, (int, float))}
 
@@ -191,7 +260,7 @@ def train_dpo(
     lora_alpha: int = 32,
     lora_dropout: float = 0.05,
     lora_target_modules: str | list[str] = "all-linear",
-    precompute_ref: str = "engine",
+    precompute_ref: str = "auto",
     push_to: str | None = None,
     private: bool = False,
     token: str | None = None,
@@ -227,7 +296,7 @@ def train_dpo(
         lora_alpha: LoRA scaling numerator.
         lora_dropout: Dropout on the LoRA branch.
         lora_target_modules: Modules LoRA wraps (``"all-linear"``: every linear layer but the LM head).
-        precompute_ref: ``engine``, ``trl``, ``dataset`` or ``none`` (see the module docstring).
+        precompute_ref: ``auto``, ``engine``, ``trl``, ``dataset`` or ``none`` (see the module docstring).
         push_to: Hub model repo to upload ``output_dir`` to.
         private: Create that repo private.
         token: Hub token (default: ``HF_TOKEN`` or the saved login); never logged.
@@ -257,11 +326,6 @@ def train_dpo(
         )
     train_set = load_preferences(dataset, config=config, split=split)
     eval_set = load_preferences(dataset, config=config, split=eval_split) if eval_split else None
-    if precompute_ref == "dataset" and not set(REF_COLUMNS) <= set(train_set.column_names):
-        raise ColumnError.missing(REF_COLUMNS, train_set.column_names, hint="or use precompute_ref='engine'")
-    if precompute_ref != "dataset" and set(REF_COLUMNS) <= set(train_set.column_names):
-        logger.info("Ignoring the data's reference columns (precompute_ref=%r)", precompute_ref)
-        train_set = train_set.remove_columns(list(REF_COLUMNS))
 
     ref_model = None
     if isinstance(model, (str, Path)):
@@ -281,6 +345,21 @@ def train_dpo(
             import copy
 
             ref_model = copy.deepcopy(model).eval()
+    wanted = ReferenceSpec(
+        model_name,
+        revision,
+        model_dtype(model),
+        max_length,
+        dpo_config_kwargs.get("truncation_mode", "keep_start"),
+    )
+    precompute_ref = _resolve_ref(precompute_ref, dataset, config, train_set.column_names, wanted)
+    if precompute_ref == "dataset" and not set(REF_COLUMNS) <= set(train_set.column_names):
+        raise ColumnError.missing(REF_COLUMNS, train_set.column_names, hint="or use precompute_ref='engine'")
+    if precompute_ref != "dataset" and set(REF_COLUMNS) <= set(train_set.column_names):
+        logger.info("Ignoring the data's reference columns (precompute_ref=%r)", precompute_ref)
+        train_set = train_set.remove_columns(list(REF_COLUMNS))
+        if eval_set is not None:
+            eval_set = eval_set.remove_columns([c for c in REF_COLUMNS if c in eval_set.column_names])
     gpu = torch.cuda.is_available()
     args: dict[str, Any] = {
         "beta": beta,
@@ -349,7 +428,7 @@ def train_dpo(
     trainer.save_model(str(output_dir))
     card = build_model_card(
         base_model=base_model or model_name,
-        dataset=dataset_name or (str(dataset) if isinstance(dataset, (str, Path)) else "in-memory dataset"),
+        dataset=dataset_name or _dataset_name(dataset),
         dataset_config=config,
         split=split,
         training_args=args,

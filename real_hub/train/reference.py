@@ -1,5 +1,8 @@
 """Reference log-probs for DPO from real-hub's engine, over exactly the token ids TRL scores.
 
+:func:`add_reference_logps` stores them in a curated set (``ref_chosen_logps``/``ref_rejected_logps``) with a
+:class:`ReferenceSpec` of the model, revision, precision and TRL settings they belong to; the card records it,
+and :func:`real_hub.train_dpo` uses the columns when it trains that model with those settings.
 :func:`dpo_trainer_class` builds TRL's ``DPOTrainer`` with one method overridden: in TRL 1.16
 ``DPOTrainer.__init__`` calls ``self._precompute_ref_logps(dataset, name, batch_size)`` for the train and
 eval sets whenever ``precompute_ref_log_probs=True``, and that method always runs the reference model, even
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ColumnError, ConfigError
@@ -19,6 +24,134 @@ from ..logprobs import EncodedPair
 logger = logging.getLogger(__name__)
 
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """What reference log-probs belong to: the model, its revision and precision, and TRL's cut of the tokens.
+
+    Attributes:
+        model: The model as named when loading it (Hub id or folder).
+        revision: Its Hub revision (None: the default branch).
+        dtype: The precision its weights ran in (``float32``, ``bfloat16``, ``float16``).
+        max_length: TRL's ``max_length`` (prompt + completion tokens kept).
+        truncation_mode: TRL's ``truncation_mode`` (``keep_start`` or ``keep_end``).
+    """
+
+    model: str
+    revision: str | None = None
+    dtype: str = "float32"
+    max_length: int | None = 1024
+    truncation_mode: str = "keep_start"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, for the card's provenance."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReferenceSpec:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def model_dtype(model: Any) -> str:
+    """The precision of a loaded model's weights, as ``float32``/``bfloat16``/``float16``."""
+    dtype = getattr(model, "dtype", None)
+    if dtype is None:
+        dtype = next(model.parameters()).dtype
+    return str(dtype).removeprefix("torch.")
+
+
+def add_reference_logps(
+    pairs: Any,
+    model: Any,
+    *,
+    tokenizer: Any = None,
+    revision: str | None = None,
+    dtype: str | None = "float32",
+    max_length: int | None = 1024,
+    truncation_mode: str = "keep_start",
+    batch_size: int = 16,
+    trust_remote_code: bool = False,
+) -> tuple[Any, ReferenceSpec]:
+    """Add ``model``'s reference log-probs to preference pairs (``ref_chosen_logps``/``ref_rejected_logps``).
+
+    The pairs are tokenized by TRL's own ``DPOTrainer`` (chat template for conversational pairs, EOS added to
+    standard ones) and cut as its collator cuts them (``max_length``, ``truncation_mode``); the engine then
+    sums the completion log-probs. Pairs TRL would drop (the prompt alone fills ``max_length``) get None.
+
+    Args:
+        pairs: A ``Dataset`` of preference pairs (canonical or TRL format); other columns are kept.
+        model: A model folder or Hub id, or a loaded causal LM (then pass ``tokenizer``).
+        tokenizer: The tokenizer of a loaded ``model``.
+        revision: Revision of a Hub ``model``.
+        dtype: Precision to load ``model`` in.
+        max_length: TRL's ``max_length`` the values are for.
+        truncation_mode: TRL's ``truncation_mode`` the values are for.
+        batch_size: Sequences per engine batch.
+        trust_remote_code: Allow a model's own code.
+
+    Returns:
+        The pairs in TRL's format with the two columns (replaced if present), and the :class:`ReferenceSpec`
+        to record beside them (``curate`` writes it into the card's provenance).
+    """
+    import torch
+    from trl import DPOConfig
+
+    from ..convert import to_trl
+
+    if isinstance(model, str):
+        from ..models import read_causal_lm
+
+        name = model
+        model, tokenizer = read_causal_lm(
+            name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+    else:
+        name = getattr(model, "name_or_path", "") or type(model).__name__
+        if tokenizer is None:
+            raise ConfigError("a loaded model needs its tokenizer: pass tokenizer=")
+    spec = ReferenceSpec(name, revision, model_dtype(model), max_length, truncation_mode)
+    data = to_trl(pairs)
+    present = [c for c in REF_COLUMNS if c in data.column_names]
+    if present:
+        data = data.remove_columns(present)
+    work = data.select_columns(["prompt", "chosen", "rejected"]).add_column("_row", list(range(len(data))))
+    gpu = torch.cuda.is_available()
+    with tempfile.TemporaryDirectory(prefix="real-hub-ref-") as tmp:
+        args = DPOConfig(
+            output_dir=tmp,
+            precompute_ref_log_probs=True,
+            precompute_ref_batch_size=batch_size,
+            max_length=max_length,
+            truncation_mode=truncation_mode,
+            report_to="none",
+            use_cpu=not gpu,
+            bf16=False,
+            disable_tqdm=True,
+        )
+        trainer = dpo_trainer_class()(
+            model=model, args=args, train_dataset=work, processing_class=tokenizer, ref_logps="engine"
+        )
+        scored = trainer.train_dataset.select_columns(["_row", *REF_COLUMNS])
+    values: dict[str, list[float | None]] = {c: [None] * len(data) for c in REF_COLUMNS}
+    for row, chosen, rejected in zip(
+        scored["_row"], scored[REF_COLUMNS[0]], scored[REF_COLUMNS[1]], strict=True
+    ):
+        values[REF_COLUMNS[0]][row] = chosen
+        values[REF_COLUMNS[1]][row] = rejected
+    dropped = len(data) - len(scored)
+    if dropped:
+        logger.warning(
+            "%d pairs have no reference log-probs: their prompt alone fills max_length=%s",
+            dropped,
+            max_length,
+        )
+    from datasets import Value
+
+    for column in REF_COLUMNS:
+        data = data.add_column(column, values[column], feature=Value("float64"))
+    return data, spec
 
 
 def scored_pair(
