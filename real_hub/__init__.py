@@ -24,8 +24,7 @@ from .pipeline import CurateOptions, CurateReport, CurateResult, curate
 from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses, Encoder
 from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pairs
-from .space.annotation import AnnotationReport, LabelStore, load_annotations
-from .space.browse import PairFilter, PairSource, load_pair_source
+from .space.annotation import AnnotationReport, AnnotationStore, LabelStore, load_annotations
 from .train.dpo import TrainResult, train_dpo
 from .train.reference import ReferenceSpec, add_reference_logps
 from .version import __version__
@@ -33,6 +32,7 @@ from .version import __version__
 __all__ = [
     "AccuracyReport",
     "AnnotationReport",
+    "AnnotationStore",
     "BestOfNReport",
     "BudgetReport",
     "ColumnError",
@@ -56,9 +56,7 @@ __all__ = [
     "LabelStore",
     "ModelNotFoundError",
     "OrientByReward",
-    "PairFilter",
     "PairSimilarity",
-    "PairSource",
     "PairsFromRewards",
     "Provenance",
     "RealHubError",
@@ -81,7 +79,6 @@ __all__ = [
     "load_annotations",
     "load_curated",
     "load_demo",
-    "load_pair_source",
     "push_curated",
     "reward_accuracy",
     "run_demo",

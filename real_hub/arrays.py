@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasets import ClassLabel, Features, Value
 
 from .errors import RowError
 from .validate import describe, row_label
@@ -269,6 +268,20 @@ def ragged_vectors(
     return flat, counts
 
 
+def unit_rows(vectors: Any, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """The one L2 normalisation: the rows of ``vectors`` at unit length, and the mask of bad rows.
+
+    A bad row has a zero, NaN or infinite norm and cannot be normalised (a zero row stays zero).
+    """
+    vectors = np.asarray(vectors, dtype=dtype)
+    if vectors.ndim == 1:
+        vectors = vectors.reshape(0 if vectors.size == 0 else 1, -1)
+    with np.errstate(over="ignore", invalid="ignore"):  # bad rows are reported, not warned about
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+        bad = ~np.isfinite(norms) | (norms == 0)
+        return vectors / np.where(norms == 0, 1.0, norms)[:, None], bad
+
+
 def vector_fault(vector: np.ndarray) -> str:
     """What is wrong with an embedding vector whose norm is zero or not finite, for an error message."""
     if np.isnan(vector).any():
@@ -285,16 +298,16 @@ def normalise_rows(
     matrix: np.ndarray, name: str, owner: np.ndarray, indices: Sequence[int] | None
 ) -> np.ndarray:
     """L2-normalise each row; a zero or non-finite (NaN, inf) vector is a RowError naming its row."""
-    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
-    bad = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
-    if len(bad):
+    unit, bad = unit_rows(matrix, matrix.dtype if matrix.dtype.kind == "f" else np.float32)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
         raise RowError(
             "expected a non-zero embedding vector of finite numbers (cosine is undefined otherwise), found "
-            + vector_fault(matrix[bad[0]]),
-            row=row_label(int(owner[bad[0]]), indices),
+            + vector_fault(matrix[first]),
+            row=row_label(int(owner[first]), indices),
             column=name,
         )
-    return matrix / norms[:, None]
+    return unit
 
 
 def finite_number_lists(raw: Any) -> bool:
@@ -316,21 +329,3 @@ def first_non_finite(values: np.ndarray) -> int | None:
     """Index of the first NaN or infinite value of a 1-d float array (vectorised), or None."""
     finite = np.isfinite(values)
     return None if finite.all() else int(np.flatnonzero(~finite)[0])
-
-
-def add_passthrough_features(
-    features: Features, given: Features, consumed: set[str], keep_skipped: bool
-) -> Features:
-    """Add the input columns a row-emitting processor passes through; returns ``features``.
-
-    Those are the scalar columns (and ``source_id``) not ``consumed``, plus ``skip_reason`` when the
-    processor keeps skipped rows.
-    """
-    for name, feature in given.items():
-        if name in consumed or name in features or name == "skip_reason":
-            continue
-        if name == "source_id" or isinstance(feature, (Value, ClassLabel)):
-            features[name] = feature
-    if keep_skipped:
-        features["skip_reason"] = Value("string")
-    return features

@@ -68,6 +68,14 @@ class ConfigError(RealHubError, ValueError):
     """An option has a value outside what it accepts."""
 
 
+class MissingExtraError(RealHubError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
 class HubError(RealHubError):
     """The Hub (or the endpoint in ``HF_ENDPOINT``) refused or could not be reached."""
 
@@ -82,11 +90,15 @@ class HubError(RealHubError):
 def network_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean the Hub could not be reached (no answer, as opposed to a refusal).
 
-    ``ConnectionError``/``TimeoutError`` and the transport errors of the HTTP library ``huggingface_hub``
-    uses (``httpx`` in 1.x, ``httpx2`` in 2.x), where that library is loaded.
+    ``ConnectionError``/``TimeoutError``, offline mode with nothing cached, and the transport errors of the
+    HTTP library ``huggingface_hub`` uses (``httpx`` in 1.x, ``httpx2`` in 2.x), where it is loaded.
     """
     found = [getattr(sys.modules[m], "TransportError", None) for m in ("httpx", "httpx2") if m in sys.modules]
-    return (ConnectionError, TimeoutError, *(e for e in found if isinstance(e, type)))
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    # offline (HF_HUB_OFFLINE=1) with nothing cached: the Hub was not reached either
+    offline = (OfflineModeIsEnabled, LocalEntryNotFoundError)
+    return (ConnectionError, TimeoutError, *offline, *(e for e in found if isinstance(e, type)))
 
 
 def is_network_error(err: BaseException) -> bool:
@@ -152,6 +164,7 @@ __all__ = [
     "ConfigError",
     "FormatError",
     "HubError",
+    "MissingExtraError",
     "ModelNotFoundError",
     "RealHubError",
     "RemoteCodeError",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFoundError, RemoteCodeError
+from .errors import ModelNotFoundError, RemoteCodeError, hub_error, is_network_error
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,13 @@ def _hub_reachable(repo_id: str, revision: str | None) -> tuple[bool, str]:
             f"model {repo_id!r}{f' at revision {revision!r}' if revision else ''} is not on the Hub "
             f"({type(err).__name__}); check the name, or pass a local folder"
         ) from None
-    except Exception as err:  # network failures come from several transport libraries
-        return False, f"{type(err).__name__}: {err}"
+    except Exception as err:
+        if is_network_error(err):  # only an unreachable Hub falls back to a packaged copy
+            return False, f"{type(err).__name__}: {err}"
+        mapped = hub_error(err, f"cannot look up model {repo_id!r} on the Hub", repo_id=repo_id)
+        if mapped is None:
+            raise
+        raise mapped from err
     return True, ""
 
 

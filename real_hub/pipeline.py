@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
-from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
+from .convert import SOURCES, ConversionReport, detect_source, to_candidates, to_pairs, to_trl
+from .convert.detect import PAIR_SOURCES
 from .drsow.label import LabelReport, label_pairs
 from .errors import ColumnError, ConfigError
 from .generate import GenerateResponses, GenerationReport, generation_report
@@ -32,67 +33,103 @@ from .hub.sources import load_source, source_license
 from .models import DEFAULT_EMBEDDER
 from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses
-from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy
-from .real.select import select_pairs as _select_pairs
+from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy, select_pairs
 from .reporting import library_versions, summarize
-from .schema import NO_RESPONSES, PROMPT, RESPONSES
+from .schema import CHOSEN, NO_RESPONSES, PROMPT, REJECTED, RESPONSES, embedding_column
 
 logger = logging.getLogger(__name__)
 
-PAIR_SOURCES = ("hh", "trl")
-EMBEDDING_COLUMNS = ("chosen_embedding", "rejected_embedding", "responses_embedding")
+EMBEDDING_COLUMNS = tuple(embedding_column(c) for c in (CHOSEN, REJECTED, RESPONSES))
+
+
+def _option(default: Any, help: str, **cli: Any) -> Any:
+    """A :class:`CurateOptions` field: its default, its help text and how the ``curate`` command shows it."""
+    return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass
 class CurateOptions:
-    """Everything that shapes a curated set (recorded in its card)."""
+    """Everything that shapes a curated set (recorded in its card).
 
-    source_format: str = "auto"
-    split: str = "train"
-    config: str | None = None
-    revision: str | None = None
-    strategy: str = "dissimilar"
-    budget: float | None = None
-    pairs_per_prompt: int = 1
-    seed: int = 0
-    embedder: str = DEFAULT_EMBEDDER
-    embed_backend: str = "auto"
-    strong: str | None = None
-    weak: str | None = None
-    normalize: str = "sum"
-    domain_routing: bool = True
-    label: bool = False
-    min_margin: float = 0.0
-    limit: int | None = None
-    batch_size: int = 256
-    num_proc: int | None = None
-    keep_embeddings: bool = False
-    generate: str | None = field(
-        default=None,
-        metadata={
-            "help": "Prompt-only source: sample candidate responses with this causal LM (Hub id, folder or "
-            ".gguf), then select pairs; with --strong/--weak the pairs are labelled by Dr.SoW reward."
-        },
+    Each field is also a flag of ``real-hub curate`` (``--name-with-dashes`` unless its metadata names
+    another), with the default, help text and group written here once.
+    """
+
+    source_format: str = _option(
+        "auto", "Source schema; auto: detected from the columns.", flag="--format",
+        choices=("auto", *SOURCES), group="input",
+    )  # fmt: skip
+    split: str = _option("train", "Split of a folder or Hub id.", group="input")
+    config: str | None = _option(None, "Config of a folder or Hub dataset.", group="input")
+    revision: str | None = _option(None, "Hub revision of the source.", group="input")
+    limit: int | None = _option(None, "Use the first N rows only.", metavar="N", group="input")
+    generate: str | None = _option(
+        None,
+        "Prompt-only source: sample candidate responses with this causal LM (Hub id, folder or .gguf), then "
+        "select pairs; with --strong/--weak the pairs are labelled by Dr.SoW reward.",
+        metavar="MODEL",
+        group="generation",
     )
-    n: int = field(default=4, metadata={"help": "Responses generated per prompt (with --generate)."})
-    max_new_tokens: int = field(default=256, metadata={"help": "Most new tokens per generated response."})
-    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0: greedy)."})
-    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling: probability mass kept."})
-    generate_backend: str = field(
-        default="transformers",
-        metadata={"help": "transformers | vllm (GPU; pip install 'real-hub[vllm]')."},
+    n: int = _option(4, "Responses generated per prompt (with --generate).", group="generation")
+    max_new_tokens: int = _option(256, "Most new tokens per generated response.", group="generation")
+    temperature: float = _option(0.8, "Sampling temperature (0: greedy).", group="generation")
+    top_p: float = _option(0.95, "Nucleus sampling: probability mass kept.", group="generation")
+    generate_backend: str = _option(
+        "transformers", "Generation backend (vllm: GPU, pip install 'real-hub[vllm]').",
+        choices=("transformers", "vllm"), group="generation",
+    )  # fmt: skip
+    generate_batch_size: int = _option(
+        8, "Prompts per generation forward pass (each expands to n sequences).", group="generation"
     )
-    generate_batch_size: int = field(
-        default=8, metadata={"help": "Prompts per generation forward pass (each expands to n sequences)."}
+    strategy: str = _option(
+        "dissimilar",
+        "dissimilar | similar | random | centroid (or REAL's easy | hard).",
+        group="REAL selection",
     )
-    reference: str | None = field(
-        default=None,
-        metadata={"help": "Add ref_chosen_logps/ref_rejected_logps of this model (the DPO policy to train)."},
+    budget: float | None = _option(
+        None, "Keep this fraction of pairs over the whole set (e.g. 0.5).", group="REAL selection"
     )
-    reference_revision: str | None = field(default=None, metadata={"help": "Hub revision of the reference."})
-    reference_dtype: str = field(default="float32", metadata={"help": "Precision of the reference model."})
-    reference_max_length: int | None = field(
-        default=1024, metadata={"help": "TRL max_length the reference log-probs are for."}
+    pairs_per_prompt: int = _option(1, "Pairs per prompt for candidates.", group="REAL selection")
+    seed: int = _option(0, "Seed of the random strategy (and of generation).", group="REAL selection")
+    embedder: str = _option(DEFAULT_EMBEDDER, "Embedding model.", metavar="MODEL", group="REAL selection")
+    embed_backend: str = _option(
+        "auto", "Embedding backend.", choices=("auto", "sentence-transformers", "causal-lm"),
+        group="REAL selection",
+    )  # fmt: skip
+    strong: str | None = _option(
+        None, "Better-aligned model (e.g. a DPO model).", metavar="MODEL", group="Dr.SoW rewards"
+    )
+    weak: str | None = _option(
+        None, "Less-aligned model (e.g. its SFT parent).", metavar="MODEL", group="Dr.SoW rewards"
+    )
+    normalize: str = _option(
+        "sum", "Reward over response tokens.", choices=("sum", "mean"), group="Dr.SoW rewards"
+    )
+    domain_routing: bool = _option(
+        True,
+        "Score with domain instructions.",
+        off_help="Score without domain instructions.",
+        group="Dr.SoW rewards",
+    )
+    label: bool = _option(False, "Orient pairs by reward (needs --strong/--weak).", group="Dr.SoW rewards")
+    min_margin: float = _option(0.0, "Abstain below this reward margin.", group="Dr.SoW rewards")
+    batch_size: int = _option(256, "Rows per map batch.", group="processing")
+    num_proc: int | None = _option(None, "Worker processes for map.", group="processing")
+    keep_embeddings: bool = _option(False, "Keep the embedding columns in the output.", group="processing")
+    reference: str | None = _option(
+        None,
+        "Add ref_chosen_logps/ref_rejected_logps of this model (the DPO policy to train).",
+        metavar="MODEL",
+        group="reference log-probs",
+    )
+    reference_revision: str | None = _option(
+        None, "Hub revision of the reference.", group="reference log-probs"
+    )
+    reference_dtype: str = _option(
+        "float32", "Precision of the reference model.", group="reference log-probs"
+    )
+    reference_max_length: int | None = _option(
+        1024, "TRL max_length the reference log-probs are for.", group="reference log-probs"
     )
 
 
@@ -201,15 +238,7 @@ def curate(
     opts = CurateOptions(**options)
     _check(opts)
     strategy = resolve_strategy(opts.strategy)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(step: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[step] = round(now - clock, 3)
-        clock = now
-
+    timer = _Timer()
     name = (
         source
         if isinstance(source, str)
@@ -222,79 +251,11 @@ def curate(
     )
     if opts.limit is not None:
         raw = raw.select(range(min(opts.limit, len(raw))))
-    lap("load")
-    generation = None
-    if opts.generate is not None:
-        raw, generation, dropped = _generate(raw, opts)
-        lap("generate")
-        kind = "candidates"
-    else:
-        _refuse_prompt_only(raw.column_names)
-        kind = detect_source(raw) if opts.source_format == "auto" else opts.source_format
-    shape = "pairs" if kind in PAIR_SOURCES else "candidates"
-    data, conversion = (to_pairs if shape == "pairs" else to_candidates)(raw, kind)
-    if generation is not None:
-        conversion.source = "generated"
-        conversion.rows_in = generation.rows
-        if generation.empty_samples:
-            conversion.notes["empty_response"] = generation.empty_samples
-        if dropped:
-            conversion.skipped[NO_RESPONSES] = dropped
-    logger.info(
-        "Converted %d %s rows into %d %s (skipped %s)",
-        conversion.rows_in,
-        kind,
-        conversion.rows_out,
-        shape,
-        conversion.skipped or "none",
-    )
-    lap("convert")
-    report = CurateReport(source=name, shape=shape, conversion=conversion, generation=generation)
-
-    embed = EmbedResponses(opts.embedder, backend=opts.embed_backend)  # type: ignore[arg-type]
-    data = data.map(
-        embed, batched=True, batch_size=opts.batch_size, num_proc=opts.num_proc, desc="Embedding responses"
-    )
-    lap("embed")
-    reward = None
-    if opts.strong is not None:
-        from .drsow.reward import DensityRatioReward
-
-        reward = DensityRatioReward(
-            opts.strong,
-            opts.weak or "",
-            normalize=opts.normalize,  # type: ignore[arg-type]
-            domain_routing=opts.domain_routing,
-        )
-        data = data.map(reward, batched=True, batch_size=opts.batch_size, desc="Dr.SoW rewards")
-        lap("reward")
-
-    if shape == "pairs":
-        data = data.map(PairSimilarity(), batched=True, batch_size=opts.batch_size, desc="Pair similarity")
-        if opts.budget is not None:
-            if strategy == "centroid":
-                raise ConfigError(
-                    "the centroid strategy needs candidates; pairwise data takes dissimilar, "
-                    "similar or random"
-                )
-            data, report.budget = budget_filter(data, opts.budget, strategy, seed=opts.seed)
-        if opts.label:
-            data, report.labelling = label_pairs(data, min_margin=opts.min_margin)
-    else:
-        label = opts.label or (opts.generate is not None and opts.strong is not None)
-        scores_column = "rewards" if label else "scores"
-        data, report.selection = _select_pairs(
-            data,
-            strategy,
-            pairs_per_prompt=opts.pairs_per_prompt,
-            seed=opts.seed,
-            scores_column=scores_column,
-        )
-        if opts.budget is not None:
-            data, report.budget = budget_filter(
-                data, opts.budget, "dissimilar" if strategy == "centroid" else strategy, seed=opts.seed
-            )
-    lap("select")
+    timer.lap("load")
+    data, report, kind = _convert(raw, name, opts, timer)
+    data = _embed_and_reward(data, opts, timer)
+    data = _select(data, report.shape, strategy, opts, report)
+    timer.lap("select")
     if not opts.keep_embeddings:
         data = data.remove_columns([c for c in EMBEDDING_COLUMNS if c in data.column_names])
     data = to_trl(data)  # TRL's preference format, as saved and pushed: what the trainers read
@@ -311,9 +272,138 @@ def curate(
             batch_size=min(opts.batch_size, 64),
         )
         reference = spec.to_dict()
-        lap("reference")
+        timer.lap("reference")
     report.rows_out = len(data)
+    licence = None if isinstance(source, Dataset) else source_license(source)
+    provenance, statistics = _card_fields(data, name, kind, strategy, opts, report, licence, reference)
+    config = config_name or strategy
+    if output_dir is not None:
+        from .hub.curated import save_curated
 
+        save_curated(
+            data, output_dir, config, provenance=provenance, statistics=statistics, overwrite=overwrite
+        )
+        report.output_dir = str(output_dir)
+    if push_to is not None:
+        from .hub.curated import push_curated
+
+        push_curated(
+            data,
+            push_to,
+            config,
+            provenance=provenance,
+            statistics=statistics,
+            private=private,
+            overwrite=overwrite,
+            token=token,
+        )
+        report.pushed_to = push_to
+    timer.lap("write")
+    report.seconds = timer.seconds
+    return CurateResult(data, report, provenance, statistics)
+
+
+class _Timer:
+    """Seconds spent in each step."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(now - self._clock, 3)
+        self._clock = now
+
+
+def _convert(
+    raw: Dataset, name: str, opts: CurateOptions, timer: _Timer
+) -> tuple[Dataset, CurateReport, str]:
+    """(Generate, then) convert the source into pairs or candidates; the report so far, and the schema."""
+    generation = None
+    dropped = 0
+    if opts.generate is not None:
+        raw, generation, dropped = _generate(raw, opts)
+        timer.lap("generate")
+        kind = "candidates"
+    else:
+        _refuse_prompt_only(raw.column_names)
+        kind = detect_source(raw) if opts.source_format == "auto" else opts.source_format
+    shape = "pairs" if kind in PAIR_SOURCES else "candidates"
+    data, conversion = (to_pairs if shape == "pairs" else to_candidates)(raw, kind)
+    if generation is not None:
+        conversion.source = "generated"
+        conversion.rows_in = generation.rows
+        if generation.empty_samples:
+            conversion.notes["empty_response"] = generation.empty_samples
+        if dropped:
+            conversion.skipped[NO_RESPONSES] = dropped
+    timer.lap("convert")
+    return data, CurateReport(source=name, shape=shape, conversion=conversion, generation=generation), kind
+
+
+def _embed_and_reward(data: Dataset, opts: CurateOptions, timer: _Timer) -> Dataset:
+    """Add the response embeddings and, with a strong and a weak model, the Dr.SoW rewards."""
+    embed = EmbedResponses(opts.embedder, backend=opts.embed_backend)  # type: ignore[arg-type]
+    data = data.map(
+        embed, batched=True, batch_size=opts.batch_size, num_proc=opts.num_proc, desc="Embedding responses"
+    )
+    timer.lap("embed")
+    if opts.strong is not None:
+        from .drsow.reward import DensityRatioReward
+
+        reward = DensityRatioReward(
+            opts.strong,
+            opts.weak or "",
+            normalize=opts.normalize,  # type: ignore[arg-type]
+            domain_routing=opts.domain_routing,
+        )
+        data = data.map(reward, batched=True, batch_size=opts.batch_size, desc="Dr.SoW rewards")
+        timer.lap("reward")
+    return data
+
+
+def _select(data: Dataset, shape: str, strategy: str, opts: CurateOptions, report: CurateReport) -> Dataset:
+    """REAL: a global budget over pairs, or pairs per prompt from candidates; then Dr.SoW labels."""
+    if shape == "pairs":
+        data = data.map(PairSimilarity(), batched=True, batch_size=opts.batch_size, desc="Pair similarity")
+        if opts.budget is not None:
+            if strategy == "centroid":
+                raise ConfigError(
+                    "the centroid strategy needs candidates; pairwise data takes dissimilar, "
+                    "similar or random"
+                )
+            data, report.budget = budget_filter(data, opts.budget, strategy, seed=opts.seed)
+        if opts.label:
+            data, report.labelling = label_pairs(data, min_margin=opts.min_margin)
+        return data
+    label = opts.label or (opts.generate is not None and opts.strong is not None)
+    data, report.selection = select_pairs(
+        data,
+        strategy,
+        pairs_per_prompt=opts.pairs_per_prompt,
+        seed=opts.seed,
+        scores_column="rewards" if label else "scores",
+    )
+    if opts.budget is not None:
+        data, report.budget = budget_filter(
+            data, opts.budget, "dissimilar" if strategy == "centroid" else strategy, seed=opts.seed
+        )
+    return data
+
+
+def _card_fields(
+    data: Dataset,
+    name: str,
+    kind: str,
+    strategy: str,
+    opts: CurateOptions,
+    report: CurateReport,
+    licence: str | None,
+    reference: dict[str, Any] | None,
+) -> tuple[Provenance, Statistics]:
+    """The card's provenance and statistics of a curated set."""
+    generation = report.generation
     provenance = Provenance(
         source=name,
         source_revision=opts.revision,
@@ -327,16 +417,16 @@ def curate(
             else None
         ),
         strategy=strategy,
-        pairs_per_prompt=opts.pairs_per_prompt if shape == "candidates" else None,
+        pairs_per_prompt=opts.pairs_per_prompt if report.shape == "candidates" else None,
         budget=opts.budget,
         seed=opts.seed,
-        license=None if isinstance(source, Dataset) else source_license(source),
-        versions=library_versions(),
+        license=licence,
         reference=reference,
+        versions=library_versions(),
     )
     statistics = Statistics(
-        rows_in=conversion.rows_in,
-        converted=conversion.rows_out,
+        rows_in=report.conversion.rows_in,
+        converted=report.conversion.rows_out,
         rows_out={"train": len(data)},
         skipped=report.skipped,
         annotation_saved=round(report.budget.annotation_saved, 6) if report.budget else None,
@@ -344,32 +434,7 @@ def curate(
         margin=summarize(data["margin"]) if "margin" in data.column_names else {},
         generation=generation.to_dict() if generation is not None else {},
     )
-    config = config_name or strategy
-    if output_dir is not None:
-        from .hub.curated import save_curated
-
-        save_curated(
-            data, output_dir, config, provenance=provenance, statistics=statistics, overwrite=overwrite
-        )
-        report.output_dir = str(output_dir)
-    if push_to is not None:
-        from .hub import curated as hub
-
-        push = hub.push_curated
-        push(
-            data,
-            push_to,
-            config,
-            provenance=provenance,
-            statistics=statistics,
-            private=private,
-            overwrite=overwrite,
-            token=token,
-        )
-        report.pushed_to = push_to
-    lap("write")
-    report.seconds = seconds
-    return CurateResult(data, report, provenance, statistics)
+    return provenance, statistics
 
 
 def _refuse_prompt_only(columns: list[str]) -> None:
@@ -417,11 +482,6 @@ def _generate(raw: Dataset, opts: CurateOptions) -> tuple[Dataset, GenerationRep
 
 def _non_empty(responses: list[list[str]]) -> dict[str, list[list[str]]]:
     return {RESPONSES: [[r for r in row if r] for row in responses]}
-
-
-def options_help() -> dict[str, Any]:
-    """The default options, for ``--help`` texts and docs."""
-    return asdict(CurateOptions())
 
 
 __all__ = ["STRATEGIES", "CurateOptions", "CurateReport", "CurateResult", "curate"]

@@ -170,3 +170,27 @@ def warn_skipped_once(processor: Processor, skipped: Mapping[str, int], rows_rea
         rows_read,
         hint,
     )
+
+
+def map_and_count(
+    dataset: Any, processor: Any, *, features: Any, batch_size: int, num_proc: int | None, desc: str
+) -> tuple[Any, dict[str, int]]:
+    """Map a row-emitting ``processor`` (with ``keep_skipped=True``) over ``dataset``; drop and count skips.
+
+    Zero rows give an empty result with ``features``. Returns the emitted rows and the skips by reason.
+    """
+    from datasets import Dataset
+
+    if len(dataset) == 0:
+        rows = Dataset.from_dict({name: [] for name in features}, features=features)
+    else:
+        rows = dataset.map(
+            processor,
+            batched=True,
+            batch_size=batch_size,
+            num_proc=num_proc,
+            remove_columns=dataset.column_names,
+            features=features,
+            desc=desc,
+        )
+    return drop_skipped(rows)

@@ -31,6 +31,8 @@ STRATEGY = "strategy"
 SIMILARITY = "similarity"
 MARGIN = "margin"
 DOMAIN = "domain"
+#: The selected pair's prompt's candidate similarity matrix (``n x n`` cosines): the Space's heatmap.
+CANDIDATE_SIMILARITY = "candidate_similarity"
 #: What ``GenerateResponses`` adds besides ``responses``: per sample, and the generator's provenance.
 GENERATED_TOKENS = "generated_tokens"
 FINISH_REASONS = "finish_reasons"
@@ -136,6 +138,7 @@ def selected_pair_features(prompt: Any = None) -> Features:
             "rejected_score": Value("float64"),
             "chosen_index": Value("int64"),
             "rejected_index": Value("int64"),
+            CANDIDATE_SIMILARITY: List(List(Value("float32"))),
         }
     )
 

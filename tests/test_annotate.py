@@ -1,4 +1,4 @@
-"""Annotation labels: append-only storage, orientation, and load_annotations' preference rows and report."""
+"""Annotations: append-only storage, orientation, and load_annotations' preference rows and report."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-from real_hub import AnnotationReport, LabelStore, load_annotations
+from real_hub import AnnotationReport, AnnotationStore, load_annotations
 from real_hub.errors import ConfigError, FormatError
-from real_hub.space.annotation import a_is_chosen, labels_scheduler, pair_id, preferred_side
+from real_hub.space.annotation import a_is_chosen, annotation_scheduler, pair_id, preferred_side
 
 PAIRS = Dataset.from_dict(
     {
@@ -23,9 +23,15 @@ PAIRS = Dataset.from_dict(
 IDS = [pair_id(r["prompt"], r["chosen"], r["rejected"]) for r in PAIRS]
 
 
-def put(store: LabelStore, k: int, annotator: str, label: str, a_side: str = "chosen") -> dict:
+def put(store: AnnotationStore, k: int, annotator: str, label: str, a_side: str = "chosen") -> dict:
     row = PAIRS[k]
     return store.append(pid=IDS[k], annotator=annotator, label=label, a_side=a_side, extra=dict(row))
+
+
+def test_label_store_is_still_importable_under_its_first_name():
+    import real_hub
+
+    assert real_hub.LabelStore is AnnotationStore and "LabelStore" in real_hub.__all__
 
 
 def test_preferred_side_follows_the_order_shown():
@@ -46,10 +52,10 @@ def test_order_is_seeded_per_pair_and_balanced():
 
 
 def test_labels_are_appended_never_overwritten(tmp_path):
-    store = LabelStore(tmp_path, session="s1")
+    store = AnnotationStore(tmp_path, session="s1")
     put(store, 0, "ann", "A")
     put(store, 0, "ann", "B")  # a change of mind is a new line
-    other = LabelStore(tmp_path, session="s2")
+    other = AnnotationStore(tmp_path, session="s2")
     put(other, 0, "bob", "A")
     lines = (tmp_path / "labels-s1.jsonl").read_text().splitlines()
     assert [json.loads(x)["label"] for x in lines] == ["A", "B"]
@@ -60,7 +66,7 @@ def test_labels_are_appended_never_overwritten(tmp_path):
 
 
 def test_bad_labels_are_refused(tmp_path):
-    store = LabelStore(tmp_path)
+    store = AnnotationStore(tmp_path)
     with pytest.raises(ConfigError, match="annotator name"):
         put(store, 0, "  ", "A")
     with pytest.raises(ConfigError, match="label must be one of"):
@@ -69,7 +75,7 @@ def test_bad_labels_are_refused(tmp_path):
 
 
 def test_load_annotations_orients_by_the_label_and_counts_the_rest(tmp_path):
-    store = LabelStore(tmp_path)
+    store = AnnotationStore(tmp_path)
     put(store, 0, "ann", "A", a_side="rejected")  # ann prefers the original rejected r0
     put(store, 1, "ann", "B", a_side="rejected")  # B = chosen c1
     put(store, 2, "ann", "tie")
@@ -100,7 +106,7 @@ def test_load_annotations_orients_by_the_label_and_counts_the_rest(tmp_path):
 
 
 def test_plain_and_conversational_labels_become_one_conversational_set(tmp_path):
-    store = LabelStore(tmp_path)
+    store = AnnotationStore(tmp_path)
     put(store, 0, "ann", "B")
     turns = {
         "prompt": [{"role": "user", "content": "hi"}],
@@ -116,7 +122,7 @@ def test_plain_and_conversational_labels_become_one_conversational_set(tmp_path)
 
 
 def test_disagreement_is_a_conflict_and_the_latest_label_counts(tmp_path):
-    store = LabelStore(tmp_path)
+    store = AnnotationStore(tmp_path)
     put(store, 0, "ann", "A")
     put(store, 0, "bob", "B")
     put(store, 1, "ann", "A")
@@ -129,7 +135,7 @@ def test_disagreement_is_a_conflict_and_the_latest_label_counts(tmp_path):
 
 
 def test_with_pairs_texts_come_from_the_pairs_and_strangers_are_counted(tmp_path):
-    store = LabelStore(tmp_path)
+    store = AnnotationStore(tmp_path)
     store.append(pid=IDS[2], annotator="ann", label="B", a_side="chosen")  # no texts stored
     store.append(pid="0123456789abcdef", annotator="ann", label="A", a_side="chosen")
     rows, report = load_annotations(tmp_path, PAIRS)
@@ -154,7 +160,7 @@ def test_scheduler_is_made_only_when_a_labels_repo_is_set(tmp_path, monkeypatch)
     import huggingface_hub
 
     monkeypatch.delenv("REAL_HUB_LABELS_REPO", raising=False)
-    assert labels_scheduler(tmp_path) is None
+    assert annotation_scheduler(tmp_path) is None
     made = {}
 
     class FakeScheduler:
@@ -167,7 +173,7 @@ def test_scheduler_is_made_only_when_a_labels_repo_is_set(tmp_path, monkeypatch)
     monkeypatch.setattr(huggingface_hub, "CommitScheduler", FakeScheduler)
     monkeypatch.setenv("REAL_HUB_LABELS_REPO", "me/labels")
     monkeypatch.setenv("HF_TOKEN", "hf_test")
-    sched = labels_scheduler(tmp_path, every=2)
+    sched = annotation_scheduler(tmp_path, every=2)
     assert made == {
         "repo_id": "me/labels",
         "repo_type": "dataset",
@@ -178,7 +184,7 @@ def test_scheduler_is_made_only_when_a_labels_repo_is_set(tmp_path, monkeypatch)
         "allow_patterns": ["*.jsonl"],
         "token": "hf_test",
     }
-    store = LabelStore(tmp_path, scheduler=sched)
+    store = AnnotationStore(tmp_path, scheduler=sched)
     assert store._lock is sched.lock
     put(store, 0, "ann", "A")
     assert len(store.records()) == 1
@@ -192,7 +198,7 @@ def test_labels_reach_a_dataset_repo_through_a_real_commit_scheduler(tmp_path, m
     repo = f"{HUB_USER}/space-labels"
     monkeypatch.setenv("REAL_HUB_LABELS_REPO", repo)
     local = tmp_path / "labels"
-    sched = labels_scheduler(local, every=60)  # the scheduler pushes once on start, then hourly
+    sched = annotation_scheduler(local, every=60)  # the scheduler pushes once on start, then hourly
     api = HfApi(token=HUB_TOKEN)
 
     def remote_lines() -> int:
@@ -207,7 +213,7 @@ def test_labels_reach_a_dataset_repo_through_a_real_commit_scheduler(tmp_path, m
                 break
             time.sleep(0.01)
         assert sched.last_future.result() is None
-        store = LabelStore(local, session="s1", scheduler=sched)
+        store = AnnotationStore(local, session="s1", scheduler=sched)
         put(store, 0, "ann", "A")
         put(store, 1, "ann", "B", a_side="rejected")
         assert sched.trigger().result() is not None

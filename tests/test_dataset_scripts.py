@@ -90,7 +90,7 @@ def test_shp_script_groups_posts(tmp_path):
     assert "3 posts -> 3 pairs" in out
     pairs = load_dataset(str(tmp_path / "shp"), "dissimilar")["train"]
     assert sorted(pairs["prompt"]) == ["Question 0?", "Question 1?", "Question 2?"]
-    assert all(isinstance(c, str) for c in pairs["chosen"] + pairs["rejected"])  # TRL's standard format
+    assert all(isinstance(c, str) for c in [*pairs["chosen"], *pairs["rejected"]])  # TRL's standard format
     assert all(c > r for c, r in zip(pairs["chosen_score"], pairs["rejected_score"]))
 
 

@@ -115,6 +115,8 @@ def brute_force(rows, strategy, k, seed=0):
     for row in rows:
         keep = distinct_positions(row["responses"])
         emb = row["responses_embedding"]
+        first = [row["responses"].index(t) for t in row["responses"]]  # a repeated text: its first copy
+        matrix = [[cosine(emb[first[i]], emb[first[j]]) for j in first] for i in first]
         if len(keep) < 2:
             skipped["fewer_than_two_responses"] = skipped.get("fewer_than_two_responses", 0) + 1
             continue
@@ -152,6 +154,7 @@ def brute_force(rows, strategy, k, seed=0):
                     "rejected_index": b,
                     "source_id": row["source_id"],
                     "domain": row["domain"],
+                    "candidate_similarity": matrix,
                 }
             )
     return out, skipped
@@ -217,10 +220,14 @@ def run_map(ds, processor, batch_size=1000, **kwargs):
 
 def assert_rows_equal(actual, expected):
     assert len(actual) == len(expected)
+    approximate = ("similarity", "candidate_similarity")
     for got, want in zip(actual, expected, strict=True):
         assert got["similarity"] == pytest.approx(want["similarity"], abs=1e-5)
-        assert {k: v for k, v in got.items() if k != "similarity"} == {
-            k: v for k, v in want.items() if k != "similarity"
+        np.testing.assert_allclose(
+            np.asarray(got["candidate_similarity"], dtype=np.float64), want["candidate_similarity"], atol=1e-5
+        )
+        assert {k: v for k, v in got.items() if k not in approximate} == {
+            k: v for k, v in want.items() if k not in approximate
         }
 
 
@@ -678,3 +685,27 @@ def test_budget_names_the_row_without_a_similarity():
     ds = Dataset.from_dict({"similarity": [0.1, None, 0.3]})
     with pytest.raises(RowError, match=r"row 1, column 'similarity': expected a similarity, found None"):
         budget_filter(ds, 0.5)
+
+
+def test_each_row_carries_its_prompts_candidate_similarity_matrix():
+    ds = Dataset.from_dict(
+        {
+            "prompt": ["p", "q"],
+            "responses": [["x", "y", "x", "z"], ["u", "u"]],
+            "responses_embedding": [
+                [[1.0, 0.0], [0.0, 2.0], [5.0, 5.0], [3.0, 3.0]],
+                [[1.0, 0.0], [0.0, 1.0]],
+            ],
+        }
+    )
+    processor = SelectPairs("dissimilar", keep_skipped=True)
+    out = run_map(ds, processor)
+    assert out.features["candidate_similarity"] == List(List(Value("float32")))
+    h = math.sqrt(0.5)
+    # the repeated "x" counts as its first copy (its own embedding is ignored), as in the selection
+    want = [[1, 0, 1, h], [0, 1, 0, h], [1, 0, 1, h], [h, h, h, 1]]
+    np.testing.assert_allclose(out[0]["candidate_similarity"], want, atol=1e-6)
+    assert (out[0]["chosen_index"], out[0]["rejected_index"]) == (0, 1)
+    # a prompt with one distinct text is skipped, and its matrix says why: every copy is the same text
+    assert out[1]["skip_reason"] == "fewer_than_two_responses"
+    assert out[1]["candidate_similarity"] == [[1.0, 1.0], [1.0, 1.0]]

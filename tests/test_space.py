@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import statistics
 import time
 
@@ -47,7 +48,9 @@ def bad_folder(tmp_path_factory):
 def client(tmp_path_factory):
     from real_hub.space.app import build_app
 
-    app = build_app(None, labels_dir=tmp_path_factory.mktemp("labels"), encoder=HashEncoder(), scheduler=None)
+    app = build_app(
+        None, annotations_dir=tmp_path_factory.mktemp("labels"), encoder=HashEncoder(), scheduler=None
+    )
     with launched(app) as url:
         yield gradio_client.Client(url, verbose=False)
 
@@ -221,3 +224,58 @@ def test_cli_registers_the_space_command():
     assert args.func is space.run
     assert (args.source, args.port, args.labels_dir, args.host) == ("demo-output", 7861, "lab", "127.0.0.1")
     assert build_parser().parse_args(["space"]).source is None
+
+
+def test_a_saved_set_opens_on_dissimilar_with_previews_and_its_heatmap(client, demo_pairs, tmp_path):
+    from real_hub.space.render import preview
+
+    for strategy in sorted(demo_pairs):  # the card lists configs alphabetically: centroid first
+        save_curated(demo_pairs[strategy], tmp_path, strategy)
+    status, config, *_ = call(client, "load", str(tmp_path))
+    assert config["value"] == "dissimilar" and [c[0] for c in config["choices"]] == list(STRATEGIES)
+    pairs = demo_pairs["dissimilar"]
+    frame, *_ = call(client, "goto_page", str(tmp_path), "dissimilar", "train", *NO_FILTER, 0)
+    assert [(r[6], r[7]) for r in frame["data"]] == [
+        (preview(r["chosen"]), preview(r["rejected"])) for r in pairs
+    ][:20]
+    *_, heat = call(client, "pair", str(tmp_path), "dissimilar", "train", *NO_FILTER, 3)
+    row = pairs[3]
+    assert heat.count("<tr>") == len(row["candidate_similarity"]) + 1
+    selected = re.findall(r'<td class="rh-selected" style="[^"]*" title="([^"]+)"', heat)
+    assert selected == [f"{row['similarity']:.3f}"] * 2  # the outlined cells are the pair's own cosine
+
+
+def test_a_pushed_set_keeps_the_candidate_matrix_the_heatmap_reads(hub, demo_pairs):
+    import uuid
+
+    import numpy as np
+    from conftest import HUB_USER
+    from datasets import load_dataset
+
+    from real_hub import push_curated
+    from real_hub.space.browse import PairFilter, candidate_similarities, load_pair_source
+
+    repo = f"{HUB_USER}/space-{uuid.uuid4().hex[:8]}"
+    pairs = demo_pairs["dissimilar"]
+    push_curated(pairs, repo, "dissimilar")
+    loaded = load_dataset(repo, "dissimilar", split="train")
+    assert loaded.features["candidate_similarity"] == pairs.features["candidate_similarity"]
+    assert loaded["candidate_similarity"] == pairs["candidate_similarity"]
+    item, _, _ = load_pair_source(repo).pair(PairFilter("dissimilar"), 5)
+    sim = candidate_similarities(item)
+    assert sim.shape == (len(pairs[5]["candidate_similarity"]),) * 2
+    np.testing.assert_allclose(
+        sim[item["chosen_index"], item["rejected_index"]], pairs[5]["similarity"], atol=1e-6
+    )
+
+
+def test_configs_list_the_strategies_first_and_open_on_dissimilar():
+    from datasets import DatasetDict
+
+    from real_hub.space.browse import PairSource
+
+    dd = DatasetDict({"train": Dataset.from_dict({"prompt": ["p"], "chosen": ["c"], "rejected": ["r"]})})
+    src = PairSource("x", {"zeta": dd, "random": dd, "alpha": dd, "dissimilar": dd, "centroid": dd})
+    assert src.config_names() == ["dissimilar", "random", "centroid", "zeta", "alpha"]
+    assert src.first_config() == "dissimilar"
+    assert PairSource("y", {"zeta": dd, "alpha": dd}).first_config() == "zeta"  # as the card lists them

@@ -11,6 +11,8 @@ Everything builds offline in well under a second:
   (``"Hello"`` is one token of the vocabulary, ``"Hel"`` is not a prefix of its tokenization).
 - :func:`tiny_gpt2`, :func:`tiny_llama`: seeded, fp32, eval mode, vocabulary sized to the tokenizer.
 - :func:`save_tiny`: ``save_pretrained`` of a model and its tokenizer into one folder.
+- :func:`save_tiny_sentence_transformer`: a random 2-layer BERT with a WordPiece tokenizer and mean
+  pooling, saved as a sentence-transformers model (for the static and ONNX embedding backends).
 - :class:`Tiny`: a (model, tokenizer) pair; ``tests/conftest.py`` serves them as fixtures (``gpt2_lm``,
   ``llama_lm``: per-test deep copies of session-built ones; ``gpt2_lm_dir``, ``llama_lm_dir``: saved folders).
 """
@@ -22,8 +24,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
+    BertConfig,
+    BertModel,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -173,3 +177,56 @@ class Tiny(NamedTuple):
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerFast
+
+
+def bert_tokenizer() -> PreTrainedTokenizerFast:
+    """A WordPiece tokenizer trained on :data:`CORPUS` with BERT's special tokens and post-processor."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
+    tok.post_processor = processors.BertProcessing(
+        ("[SEP]", tok.token_to_id("[SEP]")), ("[CLS]", tok.token_to_id("[CLS]"))
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def save_tiny_sentence_transformer(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a sentence-transformers model into ``path``: a random 2-layer BERT (hidden 32), mean pooling.
+
+    The layout is the one ``SentenceTransformer.save`` writes (``modules.json``, ``1_Pooling/``,
+    ``2_Normalize/``), so it loads, distils and exports like all-MiniLM-L6-v2, in well under a second.
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    path = Path(path)
+    tokenizer = bert_tokenizer()
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        initializer_range=0.2,
+    )
+    backbone = save_tiny(BertModel(config).eval(), tokenizer, path / "backbone")
+    transformer = Transformer(str(backbone), max_seq_length=128)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean"), Normalize()], device="cpu")
+    model.save(str(path / "model"))
+    return path / "model"

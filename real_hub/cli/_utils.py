@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +27,54 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "-q", "--quiet", action="store_true", help="Only warnings and errors; no progress bars."
     )
     parser.add_argument("--debug", action="store_true", help="Show the full traceback on errors.")
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one flag per field of the dataclass ``cls``, from its type, default and metadata.
+
+    Metadata keys: ``help``, ``flag`` (default ``--name-with-dashes``), ``choices``, ``metavar``, ``group``
+    (argument group title), ``off_help``. A boolean field defaulting to False is ``--flag``; one
+    defaulting to True is ``--no-flag`` (help: ``off_help``). ``X | None`` fields take an ``X``.
+    Defaults are written once, in the dataclass.
+    """
+    hints = typing.get_type_hints(cls)
+    groups: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        meta = dict(f.metadata)
+        group = meta.get("group")
+        target = groups.setdefault(group, parser.add_argument_group(group)) if group else parser
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        kind = hints[f.name]
+        args = [t for t in typing.get_args(kind) if t is not type(None)] or [kind]
+        default = f.default
+        helptext = meta.get("help", "")
+        if args[0] is bool:
+            if default:
+                target.add_argument(
+                    "--no-" + flag.removeprefix("--"),
+                    dest=f.name,
+                    action="store_false",
+                    help=f"Do not: {helptext}",
+                )
+            else:
+                target.add_argument(flag, dest=f.name, action="store_true", help=helptext)
+            continue
+        if default is not None:
+            helptext += " (default: %(default)s)"
+        target.add_argument(
+            flag,
+            dest=f.name,
+            type=args[0],
+            default=default,
+            choices=meta.get("choices"),
+            metavar=meta.get("metavar"),
+            help=helptext,
+        )
+
+
+def dataclass_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields of ``cls`` read back from parsed ``args``."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
 
 
 def setup_logging(args: argparse.Namespace) -> None:

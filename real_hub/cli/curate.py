@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ._utils import CLIError, add_common_options, format_table
+from ._utils import CLIError, add_common_options, add_dataclass_options, dataclass_values, format_table
 
 EXAMPLES = """examples:
   # REAL on HH-RLHF: keep the 35% most dissimilar pairs for annotation
@@ -43,50 +43,9 @@ def register(sub: Any) -> None:
         metavar="SOURCE",
         help="Data files (.json/.jsonl/.parquet/.csv, optionally .gz), a folder, or a Hub dataset id.",
     )
-    g = p.add_argument_group("input")
-    g.add_argument(
-        "--format",
-        dest="source_format",
-        default="auto",
-        choices=["auto", "hh", "trl", "shp", "ultrafeedback", "candidates"],
-        help="Source schema (default: detected from the columns).",
-    )
-    g.add_argument("--split", default="train", help="Split of a folder or Hub id (default: %(default)s).")
-    g.add_argument("--config", default=None, help="Config of a folder or Hub dataset.")
-    g.add_argument("--revision", default=None, help="Hub revision of the source.")
-    g.add_argument("--limit", type=int, default=None, help="Use the first N rows only.")
-    g = p.add_argument_group("REAL selection")
-    g.add_argument(
-        "--strategy",
-        default="dissimilar",
-        help="dissimilar | similar | random | centroid (default: %(default)s).",
-    )
-    g.add_argument(
-        "--budget",
-        type=float,
-        default=None,
-        help="Keep this fraction of pairs over the whole set (pairwise data; e.g. 0.5).",
-    )
-    g.add_argument("--pairs-per-prompt", type=int, default=1, help="Pairs per prompt for candidates.")
-    g.add_argument("--seed", type=int, default=0, help="Seed of the random strategy (default: %(default)s).")
-    g.add_argument("--embedder", default=None, help="Embedding model (default: all-MiniLM-L6-v2).")
-    g.add_argument("--embed-backend", default="auto", choices=["auto", "sentence-transformers", "causal-lm"])
-    g = p.add_argument_group("Dr.SoW rewards")
-    g.add_argument("--strong", default=None, help="Better-aligned model (e.g. a DPO model).")
-    g.add_argument("--weak", default=None, help="Less-aligned model (e.g. its SFT parent).")
-    g.add_argument("--normalize", default="sum", choices=["sum", "mean"], help="Reward over response tokens.")
-    g.add_argument(
-        "--no-domain-routing",
-        dest="domain_routing",
-        action="store_false",
-        help="Score without domain instructions.",
-    )
-    g.add_argument("--label", action="store_true", help="Orient pairs by reward (needs --strong/--weak).")
-    g.add_argument("--min-margin", type=float, default=0.0, help="Abstain below this reward margin.")
-    g = p.add_argument_group("generation (prompt-only sources: a 'prompt' column and no responses)")
-    _add_generation_options(g)
-    g = p.add_argument_group("DPO reference log-probs (stored with the model they belong to, on the card)")
-    _add_reference_options(g)
+    from ..pipeline import CurateOptions
+
+    add_dataclass_options(p, CurateOptions)
     g = p.add_argument_group("output")
     g.add_argument("--output-dir", default=None, help="Write a Hub-layout folder here.")
     g.add_argument("--push-to", default=None, metavar="REPO_ID", help="Push to this Hub dataset repo.")
@@ -95,54 +54,13 @@ def register(sub: Any) -> None:
     g.add_argument("--overwrite", action="store_true", help="Replace an existing config.")
     g.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login).")
     g.add_argument("--report", default=None, metavar="OUT.json", help="Also write the full report as JSON.")
-    g.add_argument("--batch-size", type=int, default=256, help="Rows per map batch (default: %(default)s).")
     add_common_options(p)
     p.set_defaults(func=run)
 
 
-def _add_generation_options(group: Any) -> None:
-    """Flags for the generation fields of CurateOptions, their help read from the fields' metadata."""
-    specs = {
-        "generate": {"metavar": "MODEL", "type": str},
-        "n": {"type": int},
-        "max_new_tokens": {"type": int},
-        "temperature": {"type": float},
-        "top_p": {"type": float},
-        "generate_backend": {"choices": ["transformers", "vllm"]},
-        "generate_batch_size": {"type": int},
-    }
-    _add_field_options(group, specs)
-
-
-def _add_reference_options(group: Any) -> None:
-    """Flags for the reference log-prob fields of CurateOptions."""
-    specs = {
-        "reference": {"metavar": "MODEL", "type": str},
-        "reference_revision": {"type": str},
-        "reference_dtype": {"choices": ["float32", "bfloat16", "float16"]},
-        "reference_max_length": {"type": int},
-    }
-    _add_field_options(group, specs)
-
-
-def _add_field_options(group: Any, specs: dict[str, dict[str, Any]]) -> None:
-    from dataclasses import fields
-
-    from ..pipeline import CurateOptions
-
-    meta = {f.name: f for f in fields(CurateOptions)}
-    for name, spec in specs.items():
-        f = meta[name]
-        default = f" (default: {f.default})" if f.default is not None else ""
-        group.add_argument(
-            "--" + name.replace("_", "-"), default=f.default, help=f.metadata["help"] + default, **spec
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the pipeline and print its summary."""
-    from ..models import DEFAULT_EMBEDDER
-    from ..pipeline import curate
+    from ..pipeline import CurateOptions, curate
 
     if args.output_dir is None and args.push_to is None:
         raise CLIError("nowhere to write: give --output-dir DIR and/or --push-to REPO_ID")
@@ -154,35 +72,7 @@ def run(args: argparse.Namespace) -> int:
         private=args.private,
         overwrite=args.overwrite,
         token=args.token,
-        source_format=args.source_format,
-        split=args.split,
-        config=args.config,
-        revision=args.revision,
-        limit=args.limit,
-        strategy=args.strategy,
-        budget=args.budget,
-        pairs_per_prompt=args.pairs_per_prompt,
-        seed=args.seed,
-        embedder=args.embedder or DEFAULT_EMBEDDER,
-        embed_backend=args.embed_backend,
-        strong=args.strong,
-        weak=args.weak,
-        normalize=args.normalize,
-        domain_routing=args.domain_routing,
-        label=args.label,
-        min_margin=args.min_margin,
-        batch_size=args.batch_size,
-        generate=args.generate,
-        n=args.n,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        generate_backend=args.generate_backend,
-        generate_batch_size=args.generate_batch_size,
-        reference=args.reference,
-        reference_revision=args.reference_revision,
-        reference_dtype=args.reference_dtype,
-        reference_max_length=args.reference_max_length,
+        **dataclass_values(args, CurateOptions),
     )
     report = result.report
     rows = []

@@ -10,8 +10,9 @@ from ._utils import add_common_options
 EXAMPLES = """examples:
   real-hub space                       # the embedded demo, selected in memory
   real-hub space demo-output           # a folder written by `real-hub demo` or save_curated
-  real-hub space me/hh-real --port 7861 --labels-dir labels
-labels go to --labels-dir; set REAL_HUB_LABELS_REPO (and HF_TOKEN) to also push them to a Hub dataset.
+  real-hub space me/hh-real --port 7861 --annotations-dir labels
+annotations go to --annotations-dir (or --labels-dir); set REAL_HUB_LABELS_REPO (and HF_TOKEN) to also
+push them to a Hub dataset.
 """
 
 
@@ -21,7 +22,7 @@ def register(sub: Any) -> None:
         "space",
         help="Launch the browsing and annotation app locally.",
         description="Launch the Gradio app of the real-hub Space: browse the pairs of a curated set "
-        "(filters, word diffs, plots) and label them in annotation mode.",
+        "(filters, word diffs, plots) and annotate them.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -31,9 +32,11 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="Address to serve on (default: %(default)s).")
     p.add_argument("--port", type=int, default=None, help="Port (default: gradio's, 7860 or the next free).")
     p.add_argument(
+        "--annotations-dir",
         "--labels-dir",
+        dest="labels_dir",
         default=None,
-        help="Label folder (default: $REAL_HUB_LABELS_DIR or ./labels).",
+        help="Annotation folder (default: $REAL_HUB_LABELS_DIR or ./labels).",
     )
     p.add_argument("--share", action="store_true", help="Also open a public gradio.live link.")
     add_common_options(p)
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     launch(
         args.source,
-        labels_dir=args.labels_dir,
+        annotations_dir=args.labels_dir,
         server_name=args.host,
         server_port=args.port,
         share=args.share,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,26 +18,17 @@ EXAMPLES = """examples:
 
 
 def register(sub: Any) -> None:
-    """Add the ``train`` command (its options are :func:`make_parser`'s)."""
-    p = make_parser(sub)
-    add_common_options(p)
-    p.set_defaults(func=run)
-
-
-def make_parser(subparsers: Any = None) -> argparse.ArgumentParser:
-    """The ``train`` options: a parser of their own, or a sub-command of ``subparsers`` (the CLI's)."""
+    """Add the ``train`` command."""
     from ..train.dpo import PRECOMPUTE_REF
 
-    kwargs: dict[str, Any] = {
-        "description": "Train a causal LM with DPO (TRL) on a curated preference set; reference log-probs "
+    p = sub.add_parser(
+        "train",
+        help="Train a model with DPO on a curated set.",
+        description="Train a causal LM with DPO (TRL) on a curated preference set; reference log-probs "
         "from real-hub's engine; save it with a model card and optionally push it to the Hub.",
-        "epilog": EXAMPLES,
-        "formatter_class": argparse.RawDescriptionHelpFormatter,
-    }
-    if subparsers is None:
-        p = argparse.ArgumentParser(prog="real-hub train", **kwargs)
-    else:
-        p = subparsers.add_parser("train", help="Train a model with DPO on a curated set.", **kwargs)
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("dataset", metavar="DATASET", help="Curated folder, data file or Hub dataset id.")
     p.add_argument("--model", required=True, help="Model folder, Hub id, or packaged model name.")
     p.add_argument("--config", default=None, help="Config of the dataset (e.g. dissimilar).")
@@ -69,16 +59,14 @@ def make_parser(subparsers: Any = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset-name", default=None, help="Dataset's Hub id for the card (if DATASET is a path)."
     )
-    return p
+    add_common_options(p)
+    p.set_defaults(func=run)
 
 
-def main(args: argparse.Namespace | None = None) -> TrainResult:
-    """Run :func:`real_hub.train_dpo` with the parsed options (``sys.argv`` when ``args`` is None)."""
+def main(args: argparse.Namespace) -> TrainResult:
+    """Run :func:`real_hub.train_dpo` with the parsed options."""
     from ..train.dpo import train_dpo
 
-    if args is None:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        args = make_parser().parse_args()
     output_dir = args.output_dir or f"{Path(args.model.rstrip('/')).name}-DPO"
     return train_dpo(
         args.dataset,
@@ -95,8 +83,7 @@ def main(args: argparse.Namespace | None = None) -> TrainResult:
         gradient_accumulation_steps=args.grad_accum,
         max_length=args.max_length,
         lora=args.lora,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
+        **({"lora_r": args.lora_r, "lora_alpha": args.lora_alpha} if args.lora else {}),
         precompute_ref=args.precompute_ref,
         push_to=args.push_to,
         private=args.private,

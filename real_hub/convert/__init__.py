@@ -24,20 +24,8 @@ only ``role`` and ``content``.
 
 from __future__ import annotations
 
-from ..schema import (
-    CANDIDATE_COLUMNS,
-    PAIR_COLUMNS,
-    candidate_features,
-    is_messages_feature,
-    pair_features,
-)
-from ..schema import NOTES as NOTES
-from ..schema import SKIP as SKIP
-
-# `X as X`: names importable here that, as before the split into modules, are not in __all__.
+from ..schema import CANDIDATE_COLUMNS, PAIR_COLUMNS, candidate_features, is_messages_feature, pair_features
 from .dataset import to_candidates, to_pairs, to_trl, trl_format
-from .detect import CANDIDATE_SOURCES as CANDIDATE_SOURCES
-from .detect import PAIR_SOURCES as PAIR_SOURCES
 from .detect import SOURCES, detect_source
 from .hh import hh_batch_to_pairs, parse_hh
 from .plain import candidates_batch_validate

@@ -9,6 +9,7 @@ from typing import Any
 from datasets import Dataset, Features, Json, List, Value
 
 from ..errors import ConfigError
+from ..processor import drop_skipped
 from ..schema import (
     NOTES,
     SKIP,
@@ -31,32 +32,25 @@ logger = logging.getLogger(__name__)
 
 
 def _finish(out: Dataset, source: str, rows_in: int) -> tuple[Dataset, ConversionReport]:
-    """Count and remove the ``_skip``/``_notes`` marks, and report."""
-    skipped: Counter[str] = Counter()
+    """Count the ``_notes``, drop the rows marked ``_skip`` (counted by reason), and report."""
     notes: Counter[str] = Counter()
-    marks = [c for c in (SKIP, NOTES) if c in out.column_names]
-    for batch in out.select_columns(marks).iter(batch_size=10_000):
-        skipped.update(s for s in batch[SKIP] if s is not None)
-        for row_notes in batch.get(NOTES, []):
-            notes.update(row_notes)
-    if skipped:
-        out = out.filter(_kept, input_columns=SKIP, batched=True, desc="Dropping skipped rows")
-    out = out.remove_columns(marks)
+    if NOTES in out.column_names:
+        for batch in out.select_columns([NOTES]).iter(batch_size=10_000):
+            for row_notes in batch[NOTES]:
+                notes.update(row_notes)
+        out = out.remove_columns(NOTES)
+    out, skipped = drop_skipped(out, SKIP)
     prompts = set()
     for batch in out.select_columns(["prompt"]).iter(batch_size=10_000):
         prompts.update(
             p if isinstance(p, str) else tuple((m["role"], m["content"]) for m in p) for p in batch["prompt"]
         )
-    report = ConversionReport(source, rows_in, len(out), dict(skipped), len(prompts), dict(notes))
+    report = ConversionReport(source, rows_in, len(out), skipped, len(prompts), dict(notes))
     logger.info(
         "converted %s: %d rows in, %d out, %d prompts, skipped %s, notes %s",
         source, rows_in, len(out), len(prompts), report.skipped or "none", report.notes or "none",
     )  # fmt: skip
     return out, report
-
-
-def _kept(skips: list[str | None]) -> list[bool]:
-    return [s is None for s in skips]
 
 
 def _convert(

@@ -38,7 +38,7 @@ from datasets import Dataset, Features, Json, Value
 
 from ..arrays import column_names, python_column
 from ..errors import ColumnError, ConfigError, RowError
-from ..processor import EmittedRows, Processor, drop_skipped, warn_skipped_once
+from ..processor import EmittedRows, Processor, map_and_count, warn_skipped_once
 from ..reporting import summarize
 from ..schema import (
     FEWER_THAN_TWO_RESPONSES,
@@ -478,19 +478,14 @@ def label_pairs(
             hint="label_pairs expects pairs (chosen, rejected + a reward per side) or candidates (prompt,"
             " responses, rewards)",
         )
-    if len(dataset) == 0:  # zero rows: an empty result
-        rows = Dataset.from_dict({name: [] for name in features}, features=features)
-    else:
-        rows = dataset.map(
-            processor,
-            batched=True,
-            batch_size=batch_size,
-            num_proc=num_proc,
-            remove_columns=names,
-            features=features,
-            desc=f"Labelling pairs ({label})",
-        )
-    pairs, skipped = drop_skipped(rows)
+    pairs, skipped = map_and_count(
+        dataset,
+        processor,
+        features=features,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        desc=f"Labelling pairs ({label})",
+    )
     margins = pairs.with_format("arrow")["margin"].to_pylist() if len(pairs) else []
     flipped = None
     if label == "orient":

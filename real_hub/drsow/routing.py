@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import unit_rows
 from ..errors import ConfigError, RowError
-from ..models import DEFAULT_EMBEDDER, load_sentence_transformer
+from ..models import DEFAULT_EMBEDDER
 from ..processor import Processor
 
 logger = logging.getLogger(__name__)
@@ -246,20 +247,17 @@ class EmbeddingRouter(Processor):
 
     def _encoder(self) -> Callable[[list[str]], np.ndarray]:
         if self._encode is None:
-            if isinstance(self.model, str):
-                st = load_sentence_transformer(self.model, revision=self.revision, device=self.device)
+            if isinstance(self.model, str):  # the embedder REAL uses, loaded (and cached) the same way
+                from ..real.embed import EmbedResponses
 
-                def encode(texts: list[str]) -> np.ndarray:
-                    return np.asarray(
-                        st.encode(
-                            texts,
-                            batch_size=self.batch_size,
-                            convert_to_numpy=True,
-                            show_progress_bar=False,
-                        )
-                    )
-
-                self._encode = encode
+                embedder = EmbedResponses(
+                    self.model,
+                    backend="sentence-transformers",
+                    revision=self.revision,
+                    device=self.device,
+                    batch_size=self.batch_size,
+                )
+                self._encode = embedder.encoder().encode
             else:
                 self._encode = self.model.encode
         return self._encode
@@ -270,24 +268,18 @@ class EmbeddingRouter(Processor):
         if self._centroids is None:
             rows = []
             for texts in self.examples.values():
-                vectors = _unit(self._encoder()(list(texts)))
+                vectors = unit_rows(self._encoder()(list(texts)), np.float64)[0]
                 rows.append(vectors.mean(axis=0))
-            self._centroids = _unit(np.stack(rows))
+            self._centroids = unit_rows(np.stack(rows), np.float64)[0]
         return self._centroids
 
     def __call__(self, prompts: list[str]) -> list[str]:
         """One domain per prompt: the one whose centroid is most similar to the prompt."""
         if not prompts:
             return []
-        sims = _unit(self._encoder()(list(prompts))) @ self.centroids.T
+        sims = unit_rows(self._encoder()(list(prompts)), np.float64)[0] @ self.centroids.T
         names = list(self.examples)
         return [names[j] for j in np.argmax(sims, axis=1)]
-
-
-def _unit(vectors: Any) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.where(norms == 0, 1.0, norms)
 
 
 __all__ = [

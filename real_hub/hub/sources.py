@@ -13,7 +13,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from ..errors import FormatError, HubError
+from ..errors import FormatError, HubError, hub_error
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +155,9 @@ def _load(call, what: str, error: type[Exception]) -> Dataset:  # type: ignore[n
     except (FormatError, HubError):
         raise
     except Exception as err:  # datasets and the Hub client raise many types: one line that names the input
+        mapped = hub_error(err, f"could not load {what}")
+        if mapped is not None:
+            raise mapped from err
         message = " ".join(str(err).split()) or type(err).__name__
         if len(message) > 300:
             message = message[:300] + "..."

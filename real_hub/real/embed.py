@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..arrays import vector_fault
+from ..arrays import unit_rows, vector_fault
 from ..errors import ColumnError, ConfigError, RowError
 from ..models import (
     DEFAULT_EMBEDDER,
@@ -30,11 +30,22 @@ from ..validate import (
     response_columns,
     row_label,
 )
-from .encoders import CausalLMEncoder, Encoder, SentenceTransformerEncoder
+from .encoders import (
+    DEFAULT_STATIC_DIMS,
+    ST_BACKENDS,
+    CausalLMEncoder,
+    Encoder,
+    SentenceTransformerEncoder,
+    StaticEncoder,
+    StBackend,
+    load_exported_encoder,
+    load_static_model,
+)
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["auto", "sentence-transformers", "causal-lm"]
+Backend = Literal["auto", "sentence-transformers", "causal-lm", "static"]
+BACKENDS: tuple[str, ...] = ("auto", "sentence-transformers", "causal-lm", "static")
 
 
 class EmbedResponses(Processor):
@@ -46,8 +57,15 @@ class EmbedResponses(Processor):
 
     Args:
         model: Hub id, local folder or ``.gguf`` file, or an :class:`Encoder` object.
-        backend: ``"sentence-transformers"``, ``"causal-lm"`` (REAL's LLM hidden states) or ``"auto"``
+        backend: ``"sentence-transformers"``, ``"causal-lm"`` (REAL's LLM hidden states), ``"static"``
+            (model2vec static embeddings: a model2vec model as it is, or distilled once from a
+            sentence-transformers model and cached; the ``static`` extra) or ``"auto"``
             (sentence-transformers when the model has a ``modules.json``).
+        st_backend: How a sentence-transformers model runs: ``"torch"``, ``"onnx"`` (exported once to
+            ONNX and run by ONNX Runtime; the ``onnx`` extra) or ``"openvino"`` (the same export run by
+            OpenVINO; the ``openvino`` extra). Exports are cached like distilled static models.
+        static_dims: PCA dimensions of a static model distilled with ``backend="static"`` (``None``
+            keeps the teacher's); part of the cache key.
         columns: Columns to embed; by default ``responses`` if present, else ``chosen`` and ``rejected``.
         revision: Hub revision of the model.
         batch_size: Texts per forward pass.
@@ -65,6 +83,8 @@ class EmbedResponses(Processor):
         model: str | Encoder = DEFAULT_EMBEDDER,
         *,
         backend: Backend = "auto",
+        st_backend: StBackend = "torch",
+        static_dims: int | None = DEFAULT_STATIC_DIMS,
         columns: Sequence[str] | None = None,
         revision: str | None = None,
         batch_size: int = 64,
@@ -76,9 +96,20 @@ class EmbedResponses(Processor):
         trust_remote_code: bool = False,
         with_rank: bool = False,
     ) -> None:
-        if backend not in ("auto", "sentence-transformers", "causal-lm"):
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+        if st_backend not in ST_BACKENDS:
             raise ConfigError(
-                f"backend must be 'auto', 'sentence-transformers' or 'causal-lm', got {backend!r}"
+                f"st_backend must be one of {', '.join(map(repr, ST_BACKENDS))}, got {st_backend!r}"
+            )
+        if st_backend != "torch" and backend in ("causal-lm", "static"):
+            raise ConfigError(
+                f"st_backend={st_backend!r} runs a sentence-transformers model; it does not apply to "
+                f"backend={backend!r}"
+            )
+        if static_dims is not None and static_dims < 1:
+            raise ConfigError(
+                f"static_dims must be a positive number of dimensions or None, got {static_dims}"
             )
         if dtype not in ("float32", "float16"):
             raise ConfigError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
@@ -88,6 +119,8 @@ class EmbedResponses(Processor):
             raise ConfigError("model must be a model name, a path, or an object with encode(texts) and dim")
         self.model = model
         self.backend = backend
+        self.st_backend = st_backend
+        self.static_dims = static_dims
         self.columns = tuple(columns) if columns is not None else None
         self.revision = revision
         self.batch_size = batch_size
@@ -121,7 +154,30 @@ class EmbedResponses(Processor):
         if backend == "auto":
             resolved = resolve_model(self.model, self.revision, gguf_file=self.gguf_file)
             backend = "sentence-transformers" if is_sentence_transformer(resolved) else "causal-lm"
+            if backend == "causal-lm" and self.st_backend != "torch":
+                raise ConfigError(
+                    f"st_backend={self.st_backend!r} needs a sentence-transformers model; {self.model!r} "
+                    "has no modules.json"
+                )
             logger.info("EmbedResponses: using the %s backend for %s", backend, self.model)
+        if backend == "static":
+            static = load_static_model(
+                self.model,
+                revision=self.revision,
+                dims=self.static_dims,
+                device=device,
+                trust_remote_code=self.trust_remote_code,
+            )
+            return StaticEncoder(static)
+        if backend == "sentence-transformers" and self.st_backend != "torch":
+            return load_exported_encoder(
+                self.model,
+                self.st_backend,
+                revision=self.revision,
+                batch_size=self.batch_size,
+                device=device,
+                trust_remote_code=self.trust_remote_code,
+            )
         if backend == "sentence-transformers":
             st = load_sentence_transformer(
                 self.model, revision=self.revision, device=device, trust_remote_code=self.trust_remote_code
@@ -196,12 +252,10 @@ class EmbedResponses(Processor):
                 plan[col] = np.asarray(ids, dtype=np.int64)
         encoder = self.encoder(rank)
         texts = list(position)
-        vectors = _encoded(encoder, texts)
-        norms = np.linalg.norm(vectors, axis=1)
-        bad = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
-        if len(bad):
-            raise _bad_vector_error(vectors, int(bad[0]), texts, plan, indices)
-        vectors = vectors / norms[:, None]
+        raw = _encoded(encoder, texts)
+        vectors, bad = unit_rows(raw)
+        if bad.any():
+            raise _bad_vector_error(raw, int(np.flatnonzero(bad)[0]), texts, plan, indices)
         vectors = vectors.astype(self.dtype, copy=False)
         out: dict[str, Any] = {}
         for col, ids in plan.items():

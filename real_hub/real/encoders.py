@@ -2,7 +2,11 @@
 
 - :class:`SentenceTransformerEncoder`: a sentence-transformers model's sentence embedding;
 - :class:`CausalLMEncoder` (the REAL paper's own choice): a causal LM's last-layer hidden states,
-  mean-pooled over the response's tokens (special tokens such as BOS are seen but not pooled).
+  mean-pooled over the response's tokens (special tokens such as BOS are seen but not pooled);
+- :class:`StaticEncoder`: a model2vec static model (the ``static`` extra), loaded as it is or distilled
+  once from any sentence-transformers model and cached under :func:`cache_root`;
+- :class:`ExportedEncoder`: a sentence-transformers model exported once to ONNX (cached likewise) and run
+  by ONNX Runtime (the ``onnx`` extra) or OpenVINO (the ``openvino`` extra).
 
 Any object with an ``encode(texts) -> ndarray`` method and a ``dim`` attribute stands in for a model,
 which is how tests pass tiny ones (and how the embedding router reuses an embedder).
@@ -10,13 +14,22 @@ which is how tests pass tiny ones (and how the embedding router reuses an embedd
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import logging
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import RowError
+from ..errors import ConfigError, MissingExtraError, RowError
+from ..models import ResolvedModel, cached, check_remote_code, load_sentence_transformer, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +140,298 @@ class CausalLMEncoder:
             mean = (hidden * pool[..., None]).sum(1) / pool.sum(1, keepdim=True)
             out[rows] = mean.numpy()
         return out
+
+
+# -- optional backends: static (model2vec) and exported graphs (ONNX Runtime, OpenVINO) ------------------
+
+StBackend = Literal["torch", "onnx", "openvino"]
+ST_BACKENDS: tuple[str, ...] = ("torch", "onnx", "openvino")
+DEFAULT_STATIC_DIMS = 256
+ONNX_OPSET = 17
+
+_EXTRAS = {
+    # module -> (extra, what needs it)
+    "model2vec": ("static", "the static backend (model2vec)"),
+    "skeletoken": ("static", "distilling a static model (model2vec.distill)"),
+    "onnxruntime": ("onnx", "st_backend='onnx' (ONNX Runtime)"),
+    "openvino": ("openvino", "st_backend='openvino' (OpenVINO)"),
+}
+
+
+def require(module: str) -> Any:
+    """Import an optional dependency, or raise :class:`MissingExtraError` naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        extra, what = _EXTRAS[module]
+        raise MissingExtraError(
+            f"{what} needs the {module!r} package, which is not installed; "
+            f"install it with `pip install 'real-hub[{extra}]'`",
+            extra=extra,
+        ) from None
+
+
+def cache_root() -> Path:
+    """Where derived models (distilled static models, ONNX exports) are kept.
+
+    ``$REAL_HUB_CACHE`` if set, else ``$HF_HOME/real_hub`` (by default ``~/.cache/huggingface/real_hub``).
+    """
+    env = os.environ.get("REAL_HUB_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME).expanduser() / "real_hub"
+
+
+def _source_signature(resolved: ResolvedModel) -> dict[str, Any]:
+    """What identifies a source model's weights: its path/id and revision, plus file sizes and times."""
+    sig: dict[str, Any] = {"name": resolved.name, "path": resolved.path, "revision": resolved.revision}
+    if resolved.is_local:
+        folder = Path(resolved.path)
+        sig["files"] = sorted(
+            (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.iterdir()
+            if p.is_file() and p.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}
+        )
+    return sig
+
+
+def derived_folder(kind: str, resolved: ResolvedModel, settings: Mapping[str, Any]) -> Path:
+    """The cache folder of a model derived from ``resolved`` with ``settings`` (one per distinct pair)."""
+    key = json.dumps({"source": _source_signature(resolved), "settings": dict(settings)}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    stem = Path(resolved.name.rstrip("/")).name or "model"
+    return cache_root() / kind / f"{stem}-{digest}"
+
+
+def _publish(build: Callable[[Path], None], target: Path) -> Path:
+    """Build into a fresh sibling folder, then rename it to ``target`` (atomic; a lost race is harmless)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(scratch)
+        try:
+            scratch.rename(target)
+        except OSError:  # another process published first
+            if not target.exists():
+                raise
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+class StaticEncoder:
+    """A model2vec ``StaticModel`` (mean of per-token vectors, no transformer at run time)."""
+
+    def __init__(self, model: Any, batch_size: int = 1024) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.dim = int(model.dim)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts``: tokenize, look up and average; one process (``Dataset.map`` parallelises)."""
+        return np.asarray(
+            self.model.encode(list(texts), batch_size=self.batch_size, use_multiprocessing=False),
+            dtype=np.float32,
+        )
+
+
+def _is_model2vec(resolved: ResolvedModel) -> bool:
+    """Whether a resolved model is already a model2vec static model (``model_type: model2vec``)."""
+    if resolved.is_local:
+        config = Path(resolved.path) / "config.json"
+        if not config.exists():
+            return False
+        text = config.read_text()
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            text = Path(hf_hub_download(resolved.path, "config.json", revision=resolved.revision)).read_text()
+        except Exception:  # no config.json (or unreachable): not a model2vec model we can read
+            return False
+    try:
+        return json.loads(text).get("model_type") == "model2vec"
+    except json.JSONDecodeError:
+        return False
+
+
+def distill_static(source: str, target: Path, *, dims: int | None, device: str) -> None:
+    """Distil a model2vec static model from the sentence-transformers model at ``source`` into ``target``.
+
+    Every token of the teacher's vocabulary goes once through the teacher (mean-pooled), then PCA to
+    ``dims`` and SIF weighting (model2vec's defaults); vectors are kept in float32.
+    """
+    require("model2vec")
+    require("skeletoken")
+    from model2vec.distill import distill
+
+    model = distill(source, pca_dims=dims, device=device, quantize_to="float32")
+    model.save_pretrained(str(target))
+
+
+def load_static_model(
+    name: str,
+    *,
+    revision: str | None = None,
+    dims: int | None = DEFAULT_STATIC_DIMS,
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+) -> Any:
+    """A model2vec ``StaticModel`` for ``name``, once per process.
+
+    ``name`` is a model2vec model (Hub id or folder), loaded as it is; or any sentence-transformers
+    model, distilled on first use into :func:`cache_root` ``/static/`` and read from there afterwards.
+    """
+    require("model2vec")
+    resolved = resolve_model(name, revision)
+    check_remote_code(resolved, trust_remote_code)
+    key = ("static", resolved.path, resolved.revision, dims)
+
+    def load() -> Any:
+        from model2vec import StaticModel
+
+        if _is_model2vec(resolved):
+            logger.info("Loading static model %s from %s (%s)", name, resolved.path, resolved.source)
+            return StaticModel.from_pretrained(resolved.path, force_download=False)
+        import model2vec
+
+        settings = {
+            "pca_dims": dims,
+            "sif_coefficient": 1e-4,
+            "dtype": "float32",
+            "model2vec": model2vec.__version__,
+        }
+        target = derived_folder("static", resolved, settings)
+        if not (target / "config.json").exists():
+            logger.info(
+                "Distilling a static model from %s (once; kept in %s). This embeds every token of the "
+                "vocabulary once: minutes on a CPU for a MiniLM-sized model.",
+                name,
+                target,
+            )
+            _publish(lambda tmp: distill_static(resolved.path, tmp, dims=dims, device=device), target)
+        else:
+            logger.info("Loading the static model distilled from %s at %s", name, target)
+        return StaticModel.from_pretrained(str(target), force_download=False)
+
+    return cached(key, load)
+
+
+def _sentence_graph(model: Any, names: Sequence[str]) -> Any:
+    """A ``SentenceTransformer`` as a module of its tokenizer's tensors, for ``torch.onnx.export``."""
+    import torch
+
+    class SentenceGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.model(dict(zip(names, tensors)))["sentence_embedding"]
+
+    return SentenceGraph().eval()
+
+
+def export_onnx(model: Any, resolved: ResolvedModel) -> Path:
+    """Export a (CPU, eval-mode) ``SentenceTransformer`` to ONNX once; returns the cached ``model.onnx``.
+
+    The graph takes the tokenizer's tensors (``input_ids``, ``attention_mask``, ...) with dynamic batch
+    and sequence axes and returns the sentence embedding, pooling and all.
+    """
+    import torch
+
+    sample = model.preprocess(["An example response to export.", "Another, somewhat longer one."])
+    names = [k for k, v in sample.items() if isinstance(v, torch.Tensor)]
+    settings = {"opset": ONNX_OPSET, "torch": torch.__version__.split("+")[0], "inputs": names}
+    folder = derived_folder("onnx", resolved, settings)
+    path = folder / "model.onnx"
+    if path.exists():
+        return path
+
+    def build(tmp: Path) -> None:
+        logger.info("Exporting %s to ONNX (once; kept in %s)", resolved.name, folder)
+        axes = {n: {0: "batch", 1: "sequence"} for n in names}
+        axes["sentence_embedding"] = {0: "batch"}
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on shapes taken as constants (checked in tests)
+            torch.onnx.export(
+                _sentence_graph(model, names),
+                tuple(sample[n] for n in names),
+                str(tmp / "model.onnx"),
+                input_names=names,
+                output_names=["sentence_embedding"],
+                dynamic_axes=axes,
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
+
+    _publish(build, folder)
+    return path
+
+
+class ExportedEncoder:
+    """A ``SentenceTransformer`` exported to ONNX, run by ONNX Runtime or OpenVINO.
+
+    The model's own ``preprocess`` tokenizes (same truncation as ``encode``); batches are sorted by
+    length, as ``SentenceTransformer.encode`` sorts them, to cut padding.
+    """
+
+    def __init__(
+        self, model: Any, path: Path, runtime: str, batch_size: int = 64, device: str = "cpu"
+    ) -> None:
+        self.model = model
+        self.path = path
+        self.runtime = runtime
+        self.batch_size = batch_size
+        self.dim = int(model.get_embedding_dimension())
+        if runtime == "onnx":
+            ort = require("onnxruntime")
+            providers = ["CPUExecutionProvider"]
+            if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            session = ort.InferenceSession(str(path), providers=providers)
+            self.inputs = [i.name for i in session.get_inputs()]
+            self._run = lambda feed: session.run(None, feed)[0]
+        elif runtime == "openvino":
+            ov = require("openvino")
+            compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            self.inputs = [i.get_any_name() for i in compiled.inputs]
+            self._run = lambda feed: compiled(feed)[0]
+        else:
+            raise ConfigError(f"runtime must be 'onnx' or 'openvino', got {runtime!r}")
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` in length-sorted batches; the result follows the input order."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            features = self.model.preprocess([texts[r] for r in rows])
+            feed = {n: features[n].numpy().astype(np.int64, copy=False) for n in self.inputs}
+            out[rows] = np.asarray(self._run(feed), dtype=np.float32)
+        return out
+
+
+def load_exported_encoder(
+    name: str,
+    runtime: str,
+    *,
+    revision: str | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+) -> ExportedEncoder:
+    """An :class:`ExportedEncoder` for a sentence-transformers model, exporting it on first use."""
+    require("onnxruntime" if runtime == "onnx" else "openvino")
+    resolved = resolve_model(name, revision)
+    model = load_sentence_transformer(
+        name, revision=revision, device="cpu", trust_remote_code=trust_remote_code
+    )
+
+    def load() -> ExportedEncoder:
+        return ExportedEncoder(model, export_onnx(model, resolved), runtime, batch_size, device)
+
+    return cached(("exported", runtime, resolved.path, resolved.revision, batch_size, device), load)

@@ -26,8 +26,9 @@ from ..arrays import (
     raw_column,
 )
 from ..errors import ColumnError, ConfigError, RowError
-from ..processor import EmittedRows, Processor, drop_skipped
+from ..processor import EmittedRows, Processor, map_and_count
 from ..schema import (
+    CANDIDATE_SIMILARITY,
     CHOSEN,
     FEWER_THAN_TWO_RESPONSES,
     PROMPT,
@@ -211,8 +212,12 @@ class _Row:
     responses: list[str]
     scores: list[float] | None
     keep: list[int]
+    slots: list[int]
+    """For each response, its position in ``keep`` (a repeated text counts as its first copy)."""
     picks: list[tuple[int, int, float]] = field(default_factory=list)
     skip: str | None = None
+    similarity: np.ndarray | None = None
+    """Cosine of every two responses, ``[len(responses)] * 2`` float32."""
 
 
 class SelectPairs(Processor):
@@ -227,6 +232,10 @@ class SelectPairs(Processor):
         scores_column: Optional column with a score per response; orients each pair (higher = chosen).
         seed: Seed of the ``random`` strategy.
         keep_skipped: Also emit one row per skipped item, with its ``skip_reason``.
+
+    Each output row also carries ``candidate_similarity``: the cosine of every two of its prompt's
+    candidates (``n x n`` float32, a repeated text counting as its first copy), so that a saved or pushed
+    set still shows how its pair stands among the prompt's candidates (the Space's heatmap).
     """
 
     def __init__(
@@ -284,7 +293,9 @@ class SelectPairs(Processor):
             first: dict[str, int] = {}
             for j, text in enumerate(texts):
                 first.setdefault(text, j)
-            rows.append(_Row(prompt, texts, row_scores, list(first.values())))
+            keep = list(first.values())
+            slot = {j: s for s, j in enumerate(keep)}
+            rows.append(_Row(prompt, texts, row_scores, keep, [slot[first[t]] for t in texts]))
         return rows
 
     def _select_group(self, x: np.ndarray, group: list[_Row]) -> None:
@@ -296,6 +307,9 @@ class SelectPairs(Processor):
         gram = _canonical_gram(gram, first)
         iu, ju = np.triu_indices(n, 1)
         sims = gram[:, iu, ju]  # [R, P], pairs in (i, j) ascending order
+        for r, row in enumerate(group):
+            slots = np.asarray(row.slots)
+            row.similarity = gram[r] if len(slots) == n else gram[r][slots[:, None], slots[None, :]]
         if self.strategy == "centroid":
             a, b, valid = _centroid_picks(x, gram, sims, k, first)
             for r, row in enumerate(group):
@@ -362,7 +376,9 @@ class SelectPairs(Processor):
         carried = passthrough_values(batch, self._consumed(), SELECTED_PAIR_COLUMNS)
         out = EmittedRows(SELECTED_PAIR_COLUMNS, carried, keep_skipped=self.keep_skipped)
         for r, row in enumerate(rows):
-            kept_values = {PROMPT: row.prompt, STRATEGY: self.strategy}
+            if row.similarity is None:  # fewer than two distinct texts: every copy is the same text
+                row.similarity = np.ones((len(row.responses),) * 2, dtype=np.float32)
+            kept_values = {PROMPT: row.prompt, STRATEGY: self.strategy, CANDIDATE_SIMILARITY: row.similarity}
             if row.skip is not None and not row.picks:
                 out.skip(r, row.skip, kept_values)
                 continue
@@ -388,7 +404,13 @@ class SelectPairs(Processor):
                     "rejected_index": b,
                 }
                 out.emit(r, values)
-        return out.finish("SelectPairs", len(rows), processor=self, hint=SKIP_HINT)
+        columns = out.finish("SelectPairs", len(rows), processor=self, hint=SKIP_HINT)
+        # One [rows, n, n] array when every prompt of the batch has n candidates: datasets stores it
+        # without a Python loop; a mixed batch stays a list of matrices.
+        matrices = columns[CANDIDATE_SIMILARITY]
+        if len({m.shape for m in matrices}) == 1:
+            columns[CANDIDATE_SIMILARITY] = np.stack(matrices).astype(np.float32, copy=False)
+        return columns
 
     def output_features(self, input_features: Features | None = None) -> Features:
         """Features of the output rows; pass the input dataset's features to type ``prompt`` and passthroughs.
@@ -450,19 +472,14 @@ def select_pairs(
         hint="embed the candidates first, e.g. with EmbedResponses",
     )
     features = processor.output_features(dataset.features)
-    if len(dataset) == 0:  # zero rows: an empty result
-        rows = Dataset.from_dict({name: [] for name in features}, features=features)
-    else:
-        rows = dataset.map(
-            processor,
-            batched=True,
-            batch_size=batch_size,
-            num_proc=num_proc,
-            remove_columns=dataset.column_names,
-            features=features,
-            desc=f"Selecting pairs ({processor.strategy})",
-        )
-    pairs, skipped = drop_skipped(rows)
+    pairs, skipped = map_and_count(
+        dataset,
+        processor,
+        features=features,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        desc=f"Selecting pairs ({processor.strategy})",
+    )
     report = SelectionReport(
         strategy=processor.strategy,
         prompts_in=len(dataset),

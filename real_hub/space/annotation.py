@@ -1,11 +1,16 @@
-"""Human labels for selected pairs: append-only storage and turning labels into a preference set.
+"""Human annotations of selected pairs: append-only storage, and turning them into a preference set.
 
 The Space's annotation mode shows a pair's two responses as A and B in a seeded random order and
 stores one JSON line per decision: the pair, the annotator, the time, which original side was shown
 as A, and the label (``A``, ``B``, ``tie`` or ``skip``). Lines are only ever appended, one file per
-app session, so two annotators (or two Space replicas) never write the same file; a later label of the
+app session, so two annotators (or two Space replicas) never write the same file; a later answer of the
 same annotator for the same pair supersedes the earlier one when read. :func:`load_annotations` turns
 the folder into TRL preference rows.
+
+"Annotation" is a human's answer here; Dr.SoW's model-made preferences are "labels" (``drsow/label.py``).
+The file names (``labels-<session>.jsonl``), the record fields and the environment variables
+(``REAL_HUB_LABELS_DIR``, ``REAL_HUB_LABELS_REPO``) keep their first names, so existing annotation
+folders and Space settings still work.
 """
 
 from __future__ import annotations
@@ -27,12 +32,16 @@ from typing import Any
 from datasets import Dataset
 
 from ..errors import ConfigError, FormatError
+from ..schema import PREFERENCE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-LABELS = ("A", "B", "tie", "skip")
-LABELS_REPO_ENV = "REAL_HUB_LABELS_REPO"
-LABELS_DIR_ENV = "REAL_HUB_LABELS_DIR"
+ANSWERS = ("A", "B", "tie", "skip")
+"""What an annotator can answer: A or B is better, a tie, or skip the pair."""
+ANNOTATIONS_REPO_ENV = "REAL_HUB_LABELS_REPO"
+ANNOTATIONS_DIR_ENV = "REAL_HUB_LABELS_DIR"
+ANNOTATIONS_EVERY_ENV = "REAL_HUB_LABELS_EVERY"
+_REQUIRED = frozenset({"pair_id", "annotator", "label", "a_side"})
 
 
 def pair_id(prompt: Any, chosen: Any, rejected: Any) -> str:
@@ -47,7 +56,7 @@ def a_is_chosen(pid: str, seed: int = 0) -> bool:
 
 
 def preferred_side(label: str, a_side: str) -> str | None:
-    """The original side (``chosen``/``rejected``) a label prefers, ``"tie"``, or ``None`` for a skip."""
+    """The original side (``chosen``/``rejected``) an answer prefers, ``"tie"``, or ``None`` for a skip."""
     if label == "A":
         return a_side
     if label == "B":
@@ -55,11 +64,11 @@ def preferred_side(label: str, a_side: str) -> str | None:
     return "tie" if label == "tie" else None
 
 
-class LabelStore:
-    """An append-only folder of JSON-lines label files; this store writes ``labels-<session>.jsonl``.
+class AnnotationStore:
+    """An append-only folder of JSON-lines annotation files; this store writes ``labels-<session>.jsonl``.
 
     Args:
-        folder: Where the label files live (created if missing).
+        folder: Where the annotation files live (created if missing).
         session: This writer's file name part (default: a fresh random id).
         scheduler: A ``huggingface_hub.CommitScheduler`` pushing ``folder``; writes take its lock.
     """
@@ -71,6 +80,8 @@ class LabelStore:
         self.path = self.folder / f"labels-{self.session}.jsonl"
         self.scheduler = scheduler
         self._lock = scheduler.lock if scheduler is not None else threading.Lock()
+        self._offsets: dict[Path, int] = {}
+        self._read_lock = threading.Lock()
 
     def append(
         self, *, pid: str, annotator: str, label: str, a_side: str, extra: dict[str, Any] | None = None
@@ -79,8 +90,8 @@ class LabelStore:
         annotator = annotator.strip()
         if not annotator:
             raise ConfigError("enter an annotator name before labelling")
-        if label not in LABELS:
-            raise ConfigError(f"label must be one of {LABELS}, got {label!r}")
+        if label not in ANSWERS:
+            raise ConfigError(f"label must be one of {ANSWERS}, got {label!r}")
         if a_side not in ("chosen", "rejected"):
             raise ConfigError(f"a_side must be 'chosen' or 'rejected', got {a_side!r}")
         record = {
@@ -96,16 +107,56 @@ class LabelStore:
         line = json.dumps(record, ensure_ascii=False) + "\n"
         with self._lock, self.path.open("a", encoding="utf-8") as fh:
             fh.write(line)
-        logger.debug("Label %s by %s for pair %s", label, annotator, pid)
+        logger.debug("Annotation %s by %s for pair %s", label, annotator, pid)
         return record
 
     def records(self) -> list[dict[str, Any]]:
         """Every record in the folder (all sessions), oldest first."""
         return read_records(self.folder)[0]
 
+    def read_new(self) -> list[dict[str, Any]]:
+        """The records appended to the folder's files since the previous call (by any writer), in file order.
+
+        Each file is read from where the previous call stopped, so a call costs the new lines only; a
+        line still being written waits for the next call. The first call returns every record.
+        """
+        new = []
+        with self._read_lock:
+            for path in sorted(self.folder.glob("*.jsonl")):
+                start = self._offsets.get(path, 0)
+                size = path.stat().st_size
+                if size <= start:
+                    continue
+                with path.open("rb") as fh:
+                    fh.seek(start)
+                    chunk = fh.read(size - start)
+                end = chunk.rfind(b"\n") + 1
+                self._offsets[path] = start + end
+                for line in chunk[:end].decode("utf-8", errors="replace").splitlines():
+                    rec = _parse(line, f"{path.name} (after byte {start})") if line.strip() else None
+                    if rec is not None:
+                        new.append(rec)
+        return new
+
+
+LabelStore = AnnotationStore
+"""The store's name before human labels were called annotations (kept: it is public API)."""
+
+
+def _parse(line: str, where: str) -> dict[str, Any] | None:
+    """The record on a non-blank line; ``None`` (and a warning) if it holds none."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        rec = None
+    if not isinstance(rec, dict) or not _REQUIRED <= rec.keys():
+        logger.warning("Skipping unreadable annotation line %s", where)
+        return None
+    return rec
+
 
 def read_records(folder: str | Path) -> tuple[list[dict[str, Any]], int]:
-    """All label records of a folder, oldest first, and the number of unreadable lines (skipped)."""
+    """All annotation records of a folder, oldest first, and the number of unreadable lines (skipped)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"no label folder at {folder}")
@@ -114,20 +165,16 @@ def read_records(folder: str | Path) -> tuple[list[dict[str, Any]], int]:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                rec = None
-            if not isinstance(rec, dict) or not {"pair_id", "annotator", "label", "a_side"} <= rec.keys():
-                logger.warning("Skipping unreadable label line %s:%d", path.name, n)
+            rec = _parse(line, f"{path.name}:{n}")
+            if rec is None:
                 bad += 1
-                continue
-            records.append(rec)
+            else:
+                records.append(rec)
     records.sort(key=lambda r: str(r.get("time", "")))
     return records, bad
 
 
-def latest_labels(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+def latest_annotations(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """Each annotator's last record per pair: ``(pair_id, annotator) -> record``."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in records:
@@ -141,7 +188,7 @@ def annotator_agreement(records: list[dict[str, Any]]) -> tuple[float | None, in
     Returns the agreement (``None`` when no pair has two answers) and how many annotator pairs were compared.
     """
     by_pair: dict[str, list[str]] = defaultdict(list)
-    for (pid, _), rec in latest_labels(records).items():
+    for (pid, _), rec in latest_annotations(records).items():
         if rec.get("preferred") is not None:
             by_pair[pid].append(rec["preferred"])
     same = total = 0
@@ -154,7 +201,7 @@ def annotator_agreement(records: list[dict[str, Any]]) -> tuple[float | None, in
 
 @dataclass
 class AnnotationReport:
-    """What a label folder held and how it became preference rows."""
+    """What an annotation folder held and how it became preference rows."""
 
     labels: int = 0
     """Records read (every decision, superseded ones included)."""
@@ -182,7 +229,7 @@ class AnnotationReport:
 
 
 def load_annotations(folder: str | Path, pairs: Dataset | None = None) -> tuple[Dataset, AnnotationReport]:
-    """Turn a label folder into a TRL preference set (``prompt``/``chosen``/``rejected`` by the labels).
+    """Turn an annotation folder into a TRL preference set (``prompt``/``chosen``/``rejected`` as answered).
 
     Each annotator's latest answer per pair counts once; a pair is emitted oriented by the majority of
     decisive answers (A/B), with ``votes`` and ``agrees_with_original`` columns. Pairs with only
@@ -190,10 +237,10 @@ def load_annotations(folder: str | Path, pairs: Dataset | None = None) -> tuple[
     conversational pairs mix, plain texts become one-turn conversations (a column has one type).
 
     Args:
-        folder: The label folder the Space writes (``REAL_HUB_LABELS_DIR``).
-        pairs: The labelled pairs; when given, texts come from it (matched by :func:`pair_id`) and labels
-            of pairs not in it are counted as ``unmatched``. Without it, the texts stored with each label
-            are used.
+        folder: The annotation folder the Space writes (``REAL_HUB_LABELS_DIR``).
+        pairs: The annotated pairs; when given, texts come from it (matched by :func:`pair_id`) and
+            answers to pairs not in it are counted as ``unmatched``. Without it, the texts stored with
+            each answer are used.
 
     Returns:
         The preference rows and an :class:`AnnotationReport`.
@@ -203,13 +250,13 @@ def load_annotations(folder: str | Path, pairs: Dataset | None = None) -> tuple[
     report.annotators = sorted({r["annotator"] for r in records})
     known: dict[str, dict[str, Any]] | None = None
     if pairs is not None:
-        missing = [c for c in ("prompt", "chosen", "rejected") if c not in pairs.column_names]
+        missing = [c for c in PREFERENCE_COLUMNS if c not in pairs.column_names]
         if missing:
             raise FormatError(f"pairs lack column(s) {missing}; they have {pairs.column_names}")
         known = {}
-        for row in pairs.select_columns(["prompt", "chosen", "rejected"]):
+        for row in pairs.select_columns(list(PREFERENCE_COLUMNS)):
             known[pair_id(row["prompt"], row["chosen"], row["rejected"])] = row
-    latest = latest_labels(records)
+    latest = latest_annotations(records)
     answers: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (pid, _), rec in latest.items():
         answers[pid].append(rec)
@@ -246,7 +293,9 @@ def load_annotations(folder: str | Path, pairs: Dataset | None = None) -> tuple[
     report.original_compared = decisive
     report.original_agreement = agreeing / decisive if decisive else None
     report.annotator_agreement, report.annotator_pairs_compared = annotator_agreement(records)
-    logger.info("Annotations: %d rows from %d labels (%s)", report.rows_out, report.labels, report.annotators)
+    logger.info(
+        "Annotations: %d rows from %d answers (%s)", report.rows_out, report.labels, report.annotators
+    )
     return Dataset.from_dict(rows), report
 
 
@@ -260,24 +309,25 @@ def _uniform(rows: dict[str, list]) -> None:
 
 def _texts_of(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
     for rec in recs:
-        if {"prompt", "chosen", "rejected"} <= rec.keys():
-            return {k: rec[k] for k in ("prompt", "chosen", "rejected")}
+        if set(PREFERENCE_COLUMNS) <= rec.keys():
+            return {k: rec[k] for k in PREFERENCE_COLUMNS}
     return None
 
 
-def labels_scheduler(folder: str | Path, *, every: float | None = None) -> Any:
+def annotation_scheduler(folder: str | Path, *, every: float | None = None) -> Any:
     """A ``CommitScheduler`` pushing ``folder`` to the dataset repo ``$REAL_HUB_LABELS_REPO``, if set.
 
     Needs a token (``HF_TOKEN`` or a logged-in client). Returns ``None`` when the variable is unset, so
-    labels then stay local. The repo is created (private) if missing; files go under ``labels/``.
+    annotations then stay local. The repo is created (private) if missing; files go under ``labels/``,
+    every ``$REAL_HUB_LABELS_EVERY`` minutes (default 5) unless ``every`` is given.
     """
-    repo = os.environ.get(LABELS_REPO_ENV, "").strip()
+    repo = os.environ.get(ANNOTATIONS_REPO_ENV, "").strip()
     if not repo:
         return None
     from huggingface_hub import CommitScheduler
 
-    minutes = every if every is not None else float(os.environ.get("REAL_HUB_LABELS_EVERY", "5"))
-    logger.info("Pushing labels from %s to dataset %s every %s min", folder, repo, minutes)
+    minutes = every if every is not None else float(os.environ.get(ANNOTATIONS_EVERY_ENV, "5"))
+    logger.info("Pushing annotations from %s to dataset %s every %s min", folder, repo, minutes)
     return CommitScheduler(
         repo_id=repo,
         repo_type="dataset",

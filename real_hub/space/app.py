@@ -1,89 +1,46 @@
-"""The Gradio app of the Space (``spaces/app.py``) and of ``real-hub space``: browse, plot, annotate.
+"""The Gradio app of the Space (``spaces/app.py``) and of ``real-hub space``: its layout and event wiring.
 
-Every event handler is a plain function of the page's inputs (the source name, the filters, a position)
-with its own ``api_name``, so the page and ``gradio_client`` call the same endpoints. Loaded sets live in
-a per-app :class:`~real_hub.browse.SourceCache`; only the visible page of the table goes to the browser.
+What each event computes lives in :mod:`~real_hub.space.handlers`; every event has its own ``api_name``,
+so the page and ``gradio_client`` call the same endpoints. Loaded sets live in a per-app
+:class:`~real_hub.space.browse.SourceCache`; only the visible page of the table goes to the browser.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from ..errors import RealHubError
-from .annotation import (
-    LABELS_DIR_ENV,
-    LabelStore,
-    a_is_chosen,
-    annotator_agreement,
-    labels_scheduler,
-    pair_id,
-)
-from .browse import (
-    DEMO,
-    PairFilter,
-    SourceCache,
-    heatmap_html,
-    margin_points,
-    metadata_markdown,
-    response_text,
-    similarity_histogram,
-    turns_html,
-    word_diff,
-)
-
-logger = logging.getLogger(__name__)
+from .annotation import ANNOTATIONS_DIR_ENV, AnnotationStore, annotation_scheduler
+from .browse import DEMO, SourceCache
+from .handlers import TABLE_COLUMNS, SpaceHandlers
+from .queue import AnnotationQueues
+from .render import ONLY_HERE
 
 PAGE_SIZE = 20
-NO_HEATMAP = (
-    "<p><i>No candidate embeddings in this set: the heatmap needs the candidates' embeddings.</i></p>"
-)
-TABLE_COLUMNS = ["#", "row", "similarity", "margin", "domain", "prompt", "chosen", "rejected"]
+# gradio's HighlightedText lays its spans out as flex items with ``word-break: break-all``, which cuts
+# words across lines ("than t / hinking"): the diffs flow as text instead and wrap between words.
+# The table gives the three texts the room, so the start of chosen and rejected shows beside the prompt.
 CSS = """
 .rh-error { border: 2px solid #d9534f; background: #fdf0ef; padding: 0.6em 1em; border-radius: 6px; }
 .rh-turn { border-left: 3px solid #9ab; padding: 0.2em 0.6em; margin: 0.3em 0; }
 .rh-user { border-color: #4a90d9; } .rh-assistant { border-color: #5cb85c; }
 .rh-heatmap td, .rh-heatmap th { padding: 2px 6px; font-size: 0.85em; text-align: center; }
+#rh-chosen .textfield, #rh-rejected .textfield {
+  display: block; word-break: normal; overflow-wrap: break-word; white-space: normal;
+}
+#rh-chosen .token-container, #rh-rejected .token-container { display: inline; }
+#rh-chosen .token, #rh-rejected .token { display: inline; }
 """
-
-
-def error_box(message: str) -> str:
-    """Markdown/HTML of an error shown in the page."""
-    return f'<div class="rh-error">⚠️ {message}</div>'
-
-
-def _filter(
-    config: str, split: str, smin: Any, smax: Any, mmin: Any, mmax: Any, domain: Any, search: Any
-) -> PairFilter:
-    def bound(v: Any, edge: float) -> float | None:
-        if v is None or str(v).strip() == "":
-            return None
-        try:
-            v = float(v)
-        except ValueError as err:
-            raise gr.Error(f"a bound must be a number, got {v!r}") from err
-        return None if v == edge else v
-
-    return PairFilter(
-        config=config or "",
-        split=split or "train",
-        similarity_min=bound(smin, -1.0),
-        similarity_max=bound(smax, 1.0),
-        margin_min=bound(mmin, float("nan")),
-        margin_max=bound(mmax, float("nan")),
-        domain=domain or None,
-        search=search or "",
-    )
+COLUMN_WIDTHS = ["4%", "5%", "9%", "7%", "7%", "22%", "23%", "23%"]
 
 
 def build_app(
     source: str | None = None,
     *,
-    labels_dir: str | Path | None = None,
+    annotations_dir: str | Path | None = None,
     encoder: Any = None,
     page_size: int = PAGE_SIZE,
     seed: int = 0,
@@ -93,209 +50,26 @@ def build_app(
 
     Args:
         source: Curated set shown first: Hub id, folder written by ``save_curated``, or ``None`` (the demo).
-        labels_dir: Folder for annotation labels (default ``$REAL_HUB_LABELS_DIR`` or ``./labels``).
+        annotations_dir: Folder for annotations (default ``$REAL_HUB_LABELS_DIR`` or ``./labels``).
         encoder: Embedding model for the demo (default all-MiniLM-L6-v2); tests pass a tiny one.
         page_size: Rows per table page.
         seed: Seed of the A/B order in annotation mode.
-        scheduler: A ``CommitScheduler`` for the labels, ``None``, or ``"env"`` to make one when
+        scheduler: A ``CommitScheduler`` for the annotations, ``None``, or ``"env"`` to make one when
             ``$REAL_HUB_LABELS_REPO`` is set.
     """
-    import pandas as pd
-
-    cache = SourceCache(encoder=encoder)
-    folder = Path(labels_dir or os.environ.get(LABELS_DIR_ENV) or "labels")
+    folder = Path(annotations_dir or os.environ.get(ANNOTATIONS_DIR_ENV) or "labels")
     folder.mkdir(parents=True, exist_ok=True)
     if scheduler == "env":
-        scheduler = labels_scheduler(folder)
-    store = LabelStore(folder, scheduler=scheduler)
+        scheduler = annotation_scheduler(folder)
+    store = AnnotationStore(folder, scheduler=scheduler)
+    h = SpaceHandlers(SourceCache(encoder=encoder), AnnotationQueues(store, seed), page_size)
     initial = (source or "").strip() or DEMO
-
-    def get(name: str) -> Any:
-        try:
-            return cache.get(name)
-        except RealHubError as err:
-            raise gr.Error(str(err)) from err
-
-    # ------------------------------------------------------------------------------------ handlers
-
-    def load(name: str) -> tuple:
-        """Load a set: status, configs, splits, domains, provenance, statistics."""
-        try:
-            src = cache.get(name)
-        except Exception as err:  # unknown repo, missing columns, unreadable files: say so in the page
-            message = str(err) if isinstance(err, RealHubError) else f"{type(err).__name__}: {err}"
-            logger.warning("Could not load %r: %s", name, message)
-            gr.Warning(f"Could not load {name or DEMO}: {message}")
-            empty = gr.Dropdown(choices=[], value=None)
-            return (
-                error_box(f"Could not load <b>{name or DEMO}</b>: {message}"),
-                empty,
-                empty,
-                empty,
-                "",
-                "",
-            )
-        configs = list(src.configs)
-        config = configs[0]
-        splits = src.splits(config)
-        prov, stats = metadata_markdown(src)
-        sizes = ", ".join(f"{c}: {sum(len(d) for d in src.configs[c].values())}" for c in configs)
-        status = f"Loaded **{src.name}**: {len(configs)} config(s) ({sizes} pairs)."
-        return (
-            status,
-            gr.Dropdown(choices=configs, value=config),
-            gr.Dropdown(choices=splits, value=splits[0]),
-            gr.Dropdown(choices=["", *src.domains(config, splits[0])], value=""),
-            prov,
-            stats,
-        )
-
-    def choose_config(name: str, config: str) -> tuple:
-        """Splits and domains of the chosen config."""
-        src = get(name)
-        if config not in src.configs:
-            return gr.Dropdown(), gr.Dropdown()
-        splits = src.splits(config)
-        return (
-            gr.Dropdown(choices=splits, value=splits[0]),
-            gr.Dropdown(choices=["", *src.domains(config, splits[0])], value=""),
-        )
-
-    def table(name: str, config: str, split: str, smin, smax, mmin, mmax, domain, search, page) -> tuple:
-        """One page of the filtered pairs: (table, page, summary)."""
-        src = get(name)
-        if config not in src.configs:
-            return pd.DataFrame(columns=TABLE_COLUMNS), 0, "no config selected"
-        f = _filter(config, split, smin, smax, mmin, mmax, domain, search)
-        rows, total, page = src.page(f, int(page or 0), page_size)
-        pages = max(1, -(-total // page_size))
-        frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-        return frame, page, f"{total} pair(s) match; page {page + 1} of {pages}"
-
-    def first_page(*args: Any) -> tuple:
-        return table(*args, 0)
-
-    def next_page(*args: Any) -> tuple:
-        return table(*args[:-1], int(args[-1] or 0) + 1)
-
-    def previous_page(*args: Any) -> tuple:
-        return table(*args[:-1], int(args[-1] or 0) - 1)
-
-    def pair(name: str, config: str, split: str, smin, smax, mmin, mmax, domain, search, position) -> tuple:
-        """The pair at ``position`` of the filtered list, its diff and its candidates' heatmap."""
-        src = get(name)
-        if config not in src.configs:
-            return 0, "no config selected", "", [], [], ""
-        f = _filter(config, split, smin, smax, mmin, mmax, domain, search)
-        item, position, total = src.pair(f, int(position or 0))
-        if item is None:
-            return 0, "No pair matches the filters.", "", [], [], ""
-        chosen, rejected = word_diff(response_text(item["chosen"]), response_text(item["rejected"]))
-        header = _pair_header(item, position, total)
-        sim = src.candidate_similarities(item)
-        if sim is None:
-            heat = NO_HEATMAP
-        else:
-            heat = heatmap_html(sim, item.get("chosen_index"), item.get("rejected_index"))
-        return position, header, turns_html(item["prompt"]), chosen, rejected, heat
-
-    def next_pair(*args: Any) -> tuple:
-        return pair(*args[:-1], int(args[-1] or 0) + 1)
-
-    def previous_pair(*args: Any) -> tuple:
-        return pair(*args[:-1], int(args[-1] or 0) - 1)
-
-    def select_row(frame: Any, evt: gr.SelectData) -> int:
-        """The filtered-list position of the clicked table row."""
-        value = evt.row_value[0] if evt.row_value else None
-        if value is None:
-            value = frame.iloc[evt.index[0]]["#"]
-        return int(value)
-
-    def plots(name: str) -> tuple:
-        """Similarity histogram per strategy and margin against similarity."""
-        src = get(name)
-        hist = pd.DataFrame(similarity_histogram(src), columns=["similarity", "pairs", "strategy"])
-        points = pd.DataFrame(margin_points(src), columns=["similarity", "margin", "strategy"])
-        note = (
-            ""
-            if len(points)
-            else "_No margins (rewards or scores) in this set: nothing to plot against similarity._"
-        )
-        return hist, points, note
-
-    # ------------------------------------------------------------------------------------ annotation
-
-    def _pairs_of(name: str, config: str, split: str) -> Any:
-        src = get(name)
-        if config not in src.configs:
-            raise gr.Error("choose a config in the Browse tab first")
-        return src.view(config, split or src.splits(config)[0]).dataset
-
-    def annotation(name: str, config: str, split: str, annotator: str) -> tuple:
-        """The annotator's next unlabelled pair: key, prompt, A, B, progress, agreement."""
-        annotator = (annotator or "").strip()
-        if not annotator:
-            return "", "", "Enter your name and press Start.", "", "", ""
-        ds = _pairs_of(name, config, split)
-        records = [
-            r for r in store.records() if r.get("config") == config and r.get("source") == (name or DEMO)
-        ]
-        mine = {r["pair_id"] for r in records if r["annotator"] == annotator}
-        agreement, compared = annotator_agreement(records)
-        n_annotators = len({r["annotator"] for r in records})
-        agree = (
-            f"Agreement between annotators: {agreement:.0%} of {compared} comparison(s)"
-            if agreement is not None
-            else f"Agreement between annotators: no pair has two answers yet ({n_annotators} annotator(s))."
-        )
-        found = None
-        for row in range(len(ds)):
-            item = ds[row]
-            pid = pair_id(item["prompt"], item["chosen"], item["rejected"])
-            if pid not in mine:
-                found = (row, pid, item)
-                break
-        progress = f"**{annotator}**: labelled {len(mine)} / to label {len(ds) - len(mine)}"
-        if found is None:
-            return "", "", "All pairs are labelled. Thank you!", "", progress, agree
-        row, pid, item = found
-        a, b = ("chosen", "rejected") if a_is_chosen(pid, seed) else ("rejected", "chosen")
-        key = f"{row}:{pid}"
-        return key, turns_html(item["prompt"]), turns_html(item[a]), turns_html(item[b]), progress, agree
-
-    def label(choice: str, name: str, config: str, split: str, annotator: str, key: str) -> tuple:
-        annotator = (annotator or "").strip()
-        if not annotator:
-            raise gr.Error("enter an annotator name before labelling")
-        if not key:
-            return annotation(name, config, split, annotator)
-        ds = _pairs_of(name, config, split)
-        row_text, pid = key.split(":", 1)
-        item = ds[int(row_text)]
-        if pair_id(item["prompt"], item["chosen"], item["rejected"]) != pid:
-            raise gr.Error("the pair shown is no longer in this set; press Start again")
-        a_side = "chosen" if a_is_chosen(pid, seed) else "rejected"
-        extra = {
-            "source": name or DEMO,
-            "config": config,
-            "split": split,
-            "row": int(row_text),
-            "order": [a_side, "rejected" if a_side == "chosen" else "chosen"],  # sides shown as A, B
-            "prompt": item["prompt"],
-            "chosen": item["chosen"],
-            "rejected": item["rejected"],
-        }
-        store.append(pid=pid, annotator=annotator, label=choice, a_side=a_side, extra=extra)
-        return annotation(name, config, split, annotator)
-
-    # ------------------------------------------------------------------------------------ layout
 
     with gr.Blocks(title="real-hub: curated preference pairs") as app:
         gr.Markdown(
             "# real-hub: curated preference pairs\n"
             "Browse pairs selected by REAL (least similar responses) and rewarded by Dr.SoW, "
-            "plot them, and label them."
+            "plot them, and annotate them."
         )
         with gr.Row():
             src_box = gr.Textbox(
@@ -320,7 +94,12 @@ def build_app(
                     mmin = gr.Textbox(label="Margin ≥ (Enter)", placeholder="any", elem_id="rh-mmin")
                     mmax = gr.Textbox(label="Margin ≤ (Enter)", placeholder="any", elem_id="rh-mmax")
                 grid = gr.Dataframe(
-                    headers=TABLE_COLUMNS, interactive=False, wrap=True, label="Pairs", elem_id="rh-table"
+                    headers=TABLE_COLUMNS,
+                    interactive=False,
+                    wrap=True,
+                    column_widths=COLUMN_WIDTHS,
+                    label="Pairs",
+                    elem_id="rh-table",
                 )
                 with gr.Row():
                     prev_page_btn = gr.Button("◀ Page", elem_id="rh-prev-page")
@@ -334,7 +113,7 @@ def build_app(
                 header = gr.Markdown(elem_id="rh-pair-header")
                 prompt = gr.HTML(label="Prompt", elem_id="rh-prompt")
                 with gr.Row():
-                    colors = {"only here": "#f6c85f"}
+                    colors = {ONLY_HERE: "#f6c85f"}
                     chosen = gr.HighlightedText(
                         label="Chosen (words not in rejected highlighted)",
                         color_map=colors,
@@ -364,8 +143,8 @@ def build_app(
                 stats_md = gr.Markdown(elem_id="rh-statistics")
             with gr.Tab("Annotate"):
                 gr.Markdown(
-                    "Label the pairs of the config chosen in *Browse*: which response is better? "
-                    "A and B are in a random order; labels are appended, never overwritten."
+                    "Annotate the pairs of the config chosen in *Browse*: which response is better? "
+                    "A and B are in a random order; answers are appended, never overwritten."
                 )
                 with gr.Row():
                     annotator = gr.Textbox(label="Annotator name", elem_id="rh-annotator")
@@ -391,69 +170,57 @@ def build_app(
         pair_out = [position, header, prompt, chosen, rejected, heat]
         load_out = [status, config, split, domain, prov_md, stats_md]
 
-        def _refresh(event: Any, suffix: str) -> None:
-            (
-                event.then(first_page, filters, table_out, api_name=f"table_{suffix}").then(
-                    lambda *a: pair(*a, 0), filters, pair_out, api_name=f"pair_{suffix}"
-                )
+        def refresh(event: Any, suffix: str) -> None:
+            event.then(h.first_page, filters, table_out, api_name=f"table_{suffix}").then(
+                h.first_pair, filters, pair_out, api_name=f"pair_{suffix}"
             )
 
         for trigger, suffix in ((app.load, "start"), (load_btn.click, "load"), (src_box.submit, "submit")):
-            ev = trigger(load, src_box, load_out, api_name=f"load_{suffix}" if suffix != "load" else "load")
-            _refresh(ev, suffix)
-            ev.then(plots, src_box, [hist, scatter, scatter_note], api_name=f"plots_{suffix}")
-        cfg_ev = config.input(choose_config, [src_box, config], [split, domain], api_name="choose_config")
-        _refresh(cfg_ev, "config")
+            ev = trigger(h.load, src_box, load_out, api_name=f"load_{suffix}" if suffix != "load" else "load")
+            refresh(ev, suffix)
+            ev.then(h.plots, src_box, [hist, scatter, scatter_note], api_name=f"plots_{suffix}")
+        refresh(
+            config.input(h.choose_config, [src_box, config], [split, domain], api_name="choose_config"),
+            "config",
+        )
         gr.on(
             [split.input, domain.input, search.submit, smin.release, smax.release, mmin.submit, mmax.submit],
-            first_page,
+            h.first_page,
             filters,
             table_out,
             api_name="filter",
-        ).then(lambda *a: pair(*a, 0), filters, pair_out, api_name="pair_filter")
-        next_page_btn.click(next_page, [*filters, page], table_out, api_name="next_page")
-        prev_page_btn.click(previous_page, [*filters, page], table_out, api_name="previous_page")
-        page.submit(table, [*filters, page], table_out, api_name="goto_page")
-        grid.select(select_row, grid, position, api_name="select_row").then(
-            pair, [*filters, position], pair_out, api_name="pair_select"
+        ).then(h.first_pair, filters, pair_out, api_name="pair_filter")
+        next_page_btn.click(h.next_page, [*filters, page], table_out, api_name="next_page")
+        prev_page_btn.click(h.previous_page, [*filters, page], table_out, api_name="previous_page")
+        page.submit(h.table, [*filters, page], table_out, api_name="goto_page")
+        grid.select(h.select_row, grid, position, api_name="select_row").then(
+            h.pair, [*filters, position], pair_out, api_name="pair_select"
         )
-        position.submit(pair, [*filters, position], pair_out, api_name="pair")
-        next_btn.click(next_pair, [*filters, position], pair_out, api_name="next_pair")
-        prev_btn.click(previous_pair, [*filters, position], pair_out, api_name="previous_pair")
+        position.submit(h.pair, [*filters, position], pair_out, api_name="pair")
+        next_btn.click(h.next_pair, [*filters, position], pair_out, api_name="next_pair")
+        prev_btn.click(h.previous_pair, [*filters, position], pair_out, api_name="previous_pair")
 
         ann_in = [src_box, config, split, annotator]
         ann_out = [ann_key, ann_prompt, ann_a, ann_b, progress, agreement]
-        start_btn.click(annotation, ann_in, ann_out, api_name="annotation")
-        annotator.submit(annotation, ann_in, ann_out, api_name="annotation_submit")
+        start_btn.click(h.annotation, ann_in, ann_out, api_name="annotation")
+        annotator.submit(h.annotation, ann_in, ann_out, api_name="annotation_submit")
         for choice, button in buttons.items():
             button.click(
-                lambda *a, _c=choice: label(_c, *a),
+                lambda *a, _c=choice: h.answer(_c, *a),
                 [*ann_in, ann_key],
                 ann_out,
                 api_name=f"label_{choice.lower()}",
             )
-    app.real_hub_cache = cache  # for tests and callers that want the loaded sets
+    app.real_hub_cache = h.cache  # for tests and callers that want the loaded sets
     app.real_hub_store = store
     return app
 
 
-def _pair_header(item: dict[str, Any], position: int, total: int) -> str:
-    def fmt(v: Any) -> str:
-        return "–" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    parts = [f"**Pair {position + 1} of {total}** (row {item['row']})"]
-    for key in ("similarity", "margin", "chosen_reward", "rejected_reward", "chosen_score", "rejected_score"):
-        if key in item:
-            parts.append(f"{key}: `{fmt(item[key])}`")
-    if item.get("domain"):
-        parts.append(f"domain: `{item['domain']}`")
-    if "strategy" in item:
-        parts.append(f"strategy: `{item['strategy']}`")
-    return " · ".join(parts)
-
-
 def launch(source: str | None = None, **kwargs: Any) -> Any:
-    """Build the app and launch it (keyword arguments go to ``Blocks.launch``)."""
-    app = build_app(source, **{k: kwargs.pop(k) for k in ("labels_dir", "encoder") if k in kwargs})
+    """Build the app and launch it.
+
+    ``annotations_dir`` and ``encoder`` go to :func:`build_app`, the other keywords to ``Blocks.launch``.
+    """
+    app = build_app(source, **{k: kwargs.pop(k) for k in ("annotations_dir", "encoder") if k in kwargs})
     app.launch(css=CSS, **kwargs)
     return app

@@ -1,14 +1,12 @@
-"""Browsing a curated set: loading it, filtering and paging its pairs, word diffs, plot data.
+"""Browsing a curated set: loading it, filtering and paging its pairs, the data of the plots.
 
-What the Space shows, as plain functions of a :class:`PairSource` (no gradio here), so that the page
-stays thin and every piece is tested directly. Filters run on numpy/pyarrow columns built once per
-config, and a page fetches only its own rows, so 100,000 pairs browse as fast as 100.
+Plain functions of a :class:`PairSource` (no gradio here), so that the page stays thin and every piece is
+tested directly. Filters run on numpy/pyarrow columns built once per config, and a page fetches only its
+own rows, so 100,000 pairs browse as fast as 100. How the values look in the page is ``render.py``'s.
 """
 
 from __future__ import annotations
 
-import difflib
-import html
 import logging
 import re
 from collections import OrderedDict
@@ -21,16 +19,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 
-from ..errors import ConfigError
+from ..errors import ConfigError, hub_error
 from ..hub.dataset_card import Provenance, Statistics
-from ..reporting import library_versions, summarize
+from ..real.select import STRATEGIES
+from ..reporting import markdown_cell
+from ..schema import CANDIDATE_SIMILARITY, PREFERENCE_COLUMNS
 from ..validate import require_columns
+from .render import as_text, preview
 
 logger = logging.getLogger(__name__)
 
 DEMO = "demo"
-PAIR_COLUMNS = ("prompt", "chosen", "rejected")
-PREVIEW_CHARS = 120
+FIRST_CONFIG = "dissimilar"
+"""The config a set opens on when it has one: REAL's recommended strategy."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class PairFilter:
 
 
 @dataclass
-class _View:
+class SplitView:
     """One split of one config, with the columns the filters read."""
 
     dataset: Dataset
@@ -60,19 +61,25 @@ class _View:
 
 @dataclass
 class PairSource:
-    """A loaded curated set: every config's splits, its card metadata and, for the demo, the candidates."""
+    """A loaded curated set: every config's splits and its card metadata."""
 
     name: str
     configs: dict[str, DatasetDict]
     provenance: dict[str, Provenance] = field(default_factory=dict)
     statistics: dict[str, Statistics] = field(default_factory=dict)
-    candidates: Dataset | None = None
-    """Candidates with ``id``, ``responses`` and ``responses_embedding`` (the heatmap), when known."""
-    _views: dict[tuple[str, str], _View] = field(default_factory=dict, repr=False)
+    _views: dict[tuple[str, str], SplitView] = field(default_factory=dict, repr=False)
     _filtered: OrderedDict = field(default_factory=OrderedDict, repr=False)
-    _candidate_rows: dict[str, int] | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------------------ structure
+
+    def config_names(self) -> list[str]:
+        """The configs, REAL's strategies first in their usual order (``dissimilar`` leads), then the rest."""
+        rank = {s: k for k, s in enumerate(STRATEGIES)}
+        return sorted(self.configs, key=lambda c: (rank.get(c, len(rank)), list(self.configs).index(c)))
+
+    def first_config(self) -> str:
+        """The config the page opens on: :data:`FIRST_CONFIG` when the set has it, else the first listed."""
+        return FIRST_CONFIG if FIRST_CONFIG in self.configs else self.config_names()[0]
 
     def splits(self, config: str) -> list[str]:
         """Split names of ``config``."""
@@ -90,7 +97,7 @@ class PairSource:
             raise ConfigError(f"{self.name} has no config {config!r}; it has {sorted(self.configs)}")
         return self.configs[config]
 
-    def view(self, config: str, split: str) -> _View:
+    def view(self, config: str, split: str) -> SplitView:
         """The filterable columns of one split, built on first use."""
         key = (config, split)
         if key not in self._views:
@@ -138,7 +145,7 @@ class PairSource:
         page = min(max(int(page), 0), pages - 1)
         chosen = rows[page * size : (page + 1) * size]
         view = self.view(f.config, f.split)
-        data = view.dataset.select(chosen.tolist()) if len(chosen) else None
+        texts = view.dataset.select_columns(list(PREFERENCE_COLUMNS)).select(chosen.tolist())[:]
         out = []
         for k, r in enumerate(chosen.tolist()):
             out.append(
@@ -148,9 +155,7 @@ class PairSource:
                     "similarity": _num(view.similarity[r]),
                     "margin": _num(view.margin[r]),
                     "domain": str(view.domain[r]) if view.domain is not None else "",
-                    "prompt": preview(data[k]["prompt"]),
-                    "chosen": preview(data[k]["chosen"]),
-                    "rejected": preview(data[k]["rejected"]),
+                    **{name: preview(texts[name][k]) for name in PREFERENCE_COLUMNS},
                 }
             )
         return out, len(rows), page
@@ -166,27 +171,17 @@ class PairSource:
         item["row"] = r
         return item, position, len(rows)
 
-    # ------------------------------------------------------------------------------ candidates (heatmap)
 
-    def candidate_similarities(self, pair: dict[str, Any]) -> np.ndarray | None:
-        """Cosine similarities of all candidates of ``pair``'s prompt, when their embeddings are known."""
-        if self.candidates is None or "responses_embedding" not in self.candidates.column_names:
-            return None
-        if self._candidate_rows is None:
-            ids = self.candidates["id"] if "id" in self.candidates.column_names else []
-            self._candidate_rows = {str(i): k for k, i in enumerate(ids)}
-        key = pair.get("id", pair.get("source_id"))
-        if key is None or str(key) not in self._candidate_rows:
-            return None
-        x = np.asarray(
-            self.candidates[self._candidate_rows[str(key)]]["responses_embedding"], dtype=np.float64
-        )
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return x @ x.T
+def candidate_similarities(pair: dict[str, Any]) -> np.ndarray | None:
+    """The similarity matrix of the candidates of ``pair``'s prompt, as ``SelectPairs`` stored it, if any."""
+    value = pair.get(CANDIDATE_SIMILARITY)
+    if value is None or not len(value):
+        return None
+    return np.asarray(value, dtype=np.float64)
 
 
-def _build_view(ds: Dataset) -> _View:
-    require_columns(ds.column_names, PAIR_COLUMNS, hint="a curated set needs TRL's preference columns")
+def _build_view(ds: Dataset) -> SplitView:
+    require_columns(ds.column_names, PREFERENCE_COLUMNS, hint="a curated set needs TRL's preference columns")
     table = ds.with_format("arrow")[:] if len(ds) else None
 
     def column(name: str) -> np.ndarray:
@@ -203,7 +198,7 @@ def _build_view(ds: Dataset) -> _View:
     domain = None
     if "domain" in ds.column_names and table is not None:
         domain = np.asarray(table["domain"].fill_null("").to_pylist(), dtype=object)
-    return _View(ds, column("similarity"), margin, domain)
+    return SplitView(ds, column("similarity"), margin, domain)
 
 
 def _in_range(values: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
@@ -223,90 +218,13 @@ def _search_text(ds: Dataset) -> pa.Array:
     """One lower-cased string per row: prompt, chosen and rejected joined (conversations flattened)."""
     table = ds.with_format("arrow")[:]
     parts = []
-    for name in PAIR_COLUMNS:
+    for name in PREFERENCE_COLUMNS:
         col = table[name]
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             parts.append(pc.fill_null(col, ""))
         else:
             parts.append(pa.array([as_text(v) for v in col.to_pylist()], pa.string()))
     return pc.utf8_lower(pc.binary_join_element_wise(*parts, "\n")).combine_chunks()
-
-
-# ---------------------------------------------------------------------------------------------- text
-
-
-def as_text(value: Any) -> str:
-    """A prompt or response as plain text; a conversation becomes ``role: content`` lines."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple)):
-        return "\n".join(
-            f"{m.get('role', '?')}: {m.get('content', '')}" if isinstance(m, dict) else str(m) for m in value
-        )
-    return str(value)
-
-
-def response_text(value: Any) -> str:
-    """A response's own text: for a conversation, the contents of its turns only."""
-    if isinstance(value, (list, tuple)):
-        return "\n".join(str(m.get("content", "")) if isinstance(m, dict) else str(m) for m in value)
-    return as_text(value)
-
-
-def preview(value: Any, chars: int = PREVIEW_CHARS) -> str:
-    """The start of a text (for conversations, the last turn), on one line."""
-    if isinstance(value, (list, tuple)) and value and isinstance(value[-1], dict):
-        value = value[-1].get("content", "")
-    text = " ".join(as_text(value).split())
-    return text if len(text) <= chars else text[: chars - 1] + "…"
-
-
-def turns_html(value: Any) -> str:
-    """HTML of a prompt or response: one block per conversation turn, text escaped."""
-    if isinstance(value, (list, tuple)) and all(isinstance(m, dict) for m in value):
-        blocks = []
-        for m in value:
-            role = html.escape(str(m.get("role", "")))
-            text = _escape(m.get("content", ""))
-            blocks.append(f'<div class="rh-turn rh-{role}"><b>{role}</b><div>{text}</div></div>')
-        return "".join(blocks)
-    return f'<div class="rh-turn"><div>{_escape(as_text(value))}</div></div>'
-
-
-def _escape(text: Any) -> str:
-    return html.escape(str(text)).replace("\n", "<br>")
-
-
-_TOKEN = re.compile(r"\S+\s*")
-
-
-def word_diff(a: str, b: str) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]:
-    """Words of ``a`` and of ``b`` with those not shared marked, as ``gr.HighlightedText`` values.
-
-    Words are whitespace-separated tokens (the space after a word stays with it); a word of ``a`` is
-    labelled ``"only here"`` when difflib's word alignment finds no match for it in ``b``, and vice versa.
-    Runs of equally labelled words are merged.
-    """
-    ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
-    ka, kb = [t.strip() for t in ta], [t.strip() for t in tb]
-    la: list[str | None] = ["only here"] * len(ta)
-    lb: list[str | None] = ["only here"] * len(tb)
-    for block in difflib.SequenceMatcher(None, ka, kb, autojunk=False).get_matching_blocks():
-        la[block.a : block.a + block.size] = [None] * block.size
-        lb[block.b : block.b + block.size] = [None] * block.size
-    return _merge(ta, la), _merge(tb, lb)
-
-
-def _merge(tokens: list[str], labels: list[str | None]) -> list[tuple[str, str | None]]:
-    out: list[tuple[str, str | None]] = []
-    for tok, lab in zip(tokens, labels):
-        if out and out[-1][1] == lab:
-            out[-1] = (out[-1][0] + tok, lab)
-        else:
-            out.append((tok, lab))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- plots
@@ -348,34 +266,6 @@ def margin_points(source: PairSource, limit: int = 2000, seed: int = 0) -> list[
     return rows
 
 
-def heatmap_html(sim: np.ndarray, chosen: int | None, rejected: int | None) -> str:
-    """An HTML heatmap of a prompt's candidate similarities; the selected pair's two cells outlined."""
-    n = sim.shape[0]
-
-    def name(i: int) -> str:
-        tag = " (chosen)" if i == chosen else " (rejected)" if i == rejected else ""
-        return f"#{i}{tag}"
-
-    head = "".join(f"<th>{html.escape(name(j))}</th>" for j in range(n))
-    body = []
-    for i in range(n):
-        cells = []
-        for j in range(n):
-            v = float(sim[i, j])
-            shade = int(255 - 200 * max(0.0, min(1.0, (v + 1) / 2)))
-            mark = {chosen, rejected} == {i, j} and i != j
-            style = f"background: rgb({shade},{shade},255);" + (
-                " outline: 3px solid #e4572e;" if mark else ""
-            )
-            cls = ' class="rh-selected"' if mark else ""
-            cells.append(f'<td{cls} style="{style}" title="{v:.3f}">{v:.2f}</td>')
-        body.append(f"<tr><th>{html.escape(name(i))}</th>{''.join(cells)}</tr>")
-    return (
-        '<table class="rh-heatmap"><tr><th></th>' + head + "</tr>" + "".join(body) + "</table>"
-        "<p>Cosine similarity between the prompt's candidates; the selected pair is outlined.</p>"
-    )
-
-
 # ---------------------------------------------------------------------------------------------- loading
 
 
@@ -383,9 +273,9 @@ def load_pair_source(source: str | Path | None = None, *, encoder: Any = None) -
     """Load a curated set for browsing: a local folder or Hub id (via :func:`load_curated`), or the demo.
 
     ``None``, ``""`` or ``"demo"`` selects the embedded demo, embedded (with ``encoder``, by default
-    all-MiniLM-L6-v2) and selected with every strategy in memory, so its candidates' embeddings are at
-    hand for the heatmap. Nothing is executed from the loaded set (``load_dataset`` reads parquet/JSON
-    data files only, and the card is YAML).
+    all-MiniLM-L6-v2) and selected with every strategy in memory by :func:`real_hub.demo.select_demo`,
+    as ``real-hub demo`` does before it saves. Nothing is executed from the loaded set (``load_dataset``
+    reads parquet/JSON data files only, and the card is YAML).
 
     Raises:
         ConfigError: the repo or folder is unknown, or lists no configs.
@@ -427,45 +317,31 @@ def _hub_card(repo_id: str) -> Any:
 
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", repo_id):
         raise ConfigError(f"{repo_id!r} is neither a local folder nor a Hub dataset id (owner/name)")
+    what = f"could not read the dataset card of Hub dataset {repo_id!r}"
     try:
-        return DatasetCard.load(hf_hub_download(repo_id, "README.md", repo_type="dataset"))
-    except Exception as err:  # not found, gated, offline: one readable line
+        path = hf_hub_download(repo_id, "README.md", repo_type="dataset")
+    except Exception as err:
+        # A Hub failure in the project's words; anything else (no README, offline with nothing cached)
+        # as one readable line.
+        mapped = hub_error(err, what, repo_id=repo_id)
+        if mapped is not None:
+            raise mapped from err
         raise ConfigError(
-            f"could not read the dataset card of Hub dataset {repo_id!r} ({type(err).__name__}); "
-            "check the id, your token and the connection"
+            f"{what} ({type(err).__name__}); check the id, your token and the connection"
         ) from err
+    return DatasetCard.load(path)
 
 
 def _demo_source(encoder: Any = None) -> PairSource:
-    from ..demo import load_demo
+    from ..demo import select_demo
     from ..models import DEFAULT_EMBEDDER
-    from ..real.embed import EmbedResponses
-    from ..real.select import STRATEGIES, select_pairs
 
-    candidates = load_demo()
-    embed = EmbedResponses(encoder if encoder is not None else DEFAULT_EMBEDDER)
-    embedded = candidates.map(embed, batched=True, features=embed.output_features(candidates.features))
-    out = PairSource(DEMO, {}, candidates=embedded)
-    embedder = DEFAULT_EMBEDDER if encoder is None else type(encoder).__name__
-    for strategy in STRATEGIES:
-        pairs, report = select_pairs(embedded, strategy, seed=0)
-        out.configs[strategy] = DatasetDict({"train": pairs})
-        out.provenance[strategy] = Provenance(
-            source="real-hub demo (embedded)",
-            converter="candidates",
-            embedder=embedder,
-            strategy=strategy,
-            pairs_per_prompt=1,
-            seed=0,
-            license="apache-2.0",
-            versions=library_versions(),
-        )
-        out.statistics[strategy] = Statistics(
-            rows_in=len(candidates),
-            rows_out={"train": len(pairs)},
-            skipped=dict(report.skipped),
-            similarity=summarize(pairs["similarity"]),
-        )
+    configs = select_demo(encoder if encoder is not None else DEFAULT_EMBEDDER)
+    out = PairSource(DEMO, {})
+    for strategy, curated in configs.items():
+        out.configs[strategy] = curated.dataset
+        out.provenance[strategy] = curated.provenance
+        out.statistics[strategy] = curated.statistics
     return out
 
 
@@ -487,31 +363,19 @@ class SourceCache:
         self._items.move_to_end(key)
         return self._items[key]
 
-    def put(self, name: str, source: PairSource) -> None:
-        """Register an already loaded source under ``name``."""
-        self._items[name] = source
-
 
 def metadata_markdown(source: PairSource) -> tuple[str, str]:
     """The card's provenance and statistics of every config, as two markdown tables."""
     prov_rows, stat_rows = [], []
     for config in source.configs:
         for k, v in source.provenance.get(config, Provenance()).to_dict().items():
-            prov_rows.append(f"| {config} | {k} | {_md(v)} |")
+            prov_rows.append(f"| {config} | {k} | {markdown_cell(v, '.4g')} |")
         for k, v in source.statistics.get(config, Statistics()).to_dict().items():
             if isinstance(v, dict):
-                stat_rows += [f"| {config} | {k}.{kk} | {_md(vv)} |" for kk, vv in v.items()]
+                stat_rows += [f"| {config} | {k}.{kk} | {markdown_cell(vv, '.4g')} |" for kk, vv in v.items()]
             else:
-                stat_rows.append(f"| {config} | {k} | {_md(v)} |")
+                stat_rows.append(f"| {config} | {k} | {markdown_cell(v, '.4g')} |")
     head = "| config | {} | value |\n| --- | --- | --- |\n"
     prov = head.format("field") + "\n".join(prov_rows) if prov_rows else "_no provenance recorded_"
     stats = head.format("statistic") + "\n".join(stat_rows) if stat_rows else "_no statistics recorded_"
     return prov, stats
-
-
-def _md(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        value = ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value).replace("|", "\\|").replace("\n", " ")

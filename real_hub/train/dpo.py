@@ -202,31 +202,6 @@ def _resolve_ref(
     return "engine"
 
 
-def _load_model(name: str, *, revision: str | None, dtype: str | None, trust_remote_code: bool) -> Any:
-    from ..models import read_causal_lm
-
-    return read_causal_lm(name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code)
-
-
-def _check_options(precompute_ref: str, dpo_config_kwargs: Mapping[str, Any]) -> None:
-    import dataclasses
-
-    from trl import DPOConfig
-
-    if precompute_ref not in PRECOMPUTE_REF:
-        raise ConfigError(
-            f"precompute_ref must be one of {', '.join(PRECOMPUTE_REF)}; got {precompute_ref!r}"
-        )
-    unknown = sorted(set(dpo_config_kwargs) - {f.name for f in dataclasses.fields(DPOConfig)})
-    if unknown:
-        raise ConfigError(f"unknown DPOConfig field(s) {', '.join(unknown)}")
-    reserved = sorted(set(dpo_config_kwargs) & _RESERVED)
-    if reserved:
-        raise ConfigError(
-            f"{', '.join(reserved)} are set by train_dpo: use output_dir=, precompute_ref=, push_to=, token="
-        )
-
-
 def _dataset_name(dataset: Any) -> str:
     from ..hub.curated import CuratedSet
 
@@ -235,31 +210,136 @@ def _dataset_name(dataset: Any) -> str:
     return f"curated config {dataset.config}" if isinstance(dataset, CuratedSet) else "in-memory dataset"
 
 
+def _load_model(name: str, *, revision: str | None, dtype: str | None, trust_remote_code: bool) -> Any:
+    from ..models import read_causal_lm
+
+    return read_causal_lm(name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code)
+
+
+#: The DPOConfig values real-hub uses where TRL's defaults do not fit preference curation runs.
+DPO_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 5e-7,
+    "num_train_epochs": 1.0,
+    "max_length": 1024,
+    "per_device_train_batch_size": 4,
+    "seed": 0,
+    "report_to": "none",
+    "logging_steps": 1,
+    "save_strategy": "no",
+}
+#: LoRA options accepted as keyword arguments, in the names of TRL's ``ModelConfig``.
+LORA_DEFAULTS: dict[str, Any] = {
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "lora_target_modules": "all-linear",
+}
+
+
+def dpo_config(
+    args: Any, output_dir: str | Path | None, precompute_ref: str, options: Mapping[str, Any]
+) -> Any:
+    """The ``DPOConfig`` of a run: ``args`` (or real-hub's defaults) updated with ``options``.
+
+    Precision and device follow the machine (bf16 and gradient checkpointing on a GPU that has bf16, the
+    CPU otherwise) unless given.
+    """
+    import dataclasses
+
+    import torch
+    from trl import DPOConfig
+
+    if precompute_ref not in PRECOMPUTE_REF:
+        raise ConfigError(
+            f"precompute_ref must be one of {', '.join(PRECOMPUTE_REF)}; got {precompute_ref!r}"
+        )
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(DPOConfig)})
+    if unknown:
+        raise ConfigError(f"unknown DPOConfig field(s) {', '.join(unknown)}")
+    reserved = sorted(set(options) & _RESERVED)
+    if reserved:
+        raise ConfigError(
+            f"{', '.join(reserved)} are set by train_dpo: use output_dir=, precompute_ref=, push_to=, token="
+        )
+    if args is not None and not isinstance(args, DPOConfig):
+        raise ConfigError(f"args must be a trl.DPOConfig, got {type(args).__name__}")
+    if output_dir is None and args is None:
+        raise ConfigError("give output_dir= (or args=DPOConfig(output_dir=...))")
+    gpu = torch.cuda.is_available()
+    values: dict[str, Any] = {} if args is not None else {
+        **DPO_DEFAULTS,
+        "bf16": gpu and torch.cuda.is_bf16_supported(),
+        "use_cpu": not gpu,
+        "gradient_checkpointing": gpu,
+        "disable_tqdm": logging.getLogger("real_hub").getEffectiveLevel() > logging.INFO,
+    }  # fmt: skip
+    values.update(options)
+    values["precompute_ref_log_probs"] = precompute_ref != "none"
+    if output_dir is not None:
+        values["output_dir"] = str(output_dir)
+    if args is None:
+        return DPOConfig(**values)
+    return dataclasses.replace(args, **values)
+
+
+def lora_config(lora: Any, options: dict[str, Any]) -> Any:
+    """A peft ``LoraConfig`` from ``lora`` (True, or a LoraConfig) and the ``lora_*`` options; pops them."""
+    given = {k: options.pop(k) for k in list(options) if k in LORA_DEFAULTS}
+    if not lora:
+        if given:
+            raise ConfigError(f"{', '.join(sorted(given))} need lora=True")
+        return None
+    from peft import LoraConfig
+
+    if isinstance(lora, LoraConfig):
+        return lora
+    values = {**LORA_DEFAULTS, **given}
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=values["lora_r"],
+        lora_alpha=values["lora_alpha"],
+        lora_dropout=values["lora_dropout"],
+        target_modules=values["lora_target_modules"],
+    )
+
+
 def _numbers(values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if k not in skip and isinstance(v, (int, float))}
+
+
+def _models(
+    model: Any, tokenizer: Any, *, need_ref: bool, revision: str | None, dtype: str | None, trust: bool
+) -> tuple[Any, Any, Any, str]:
+    """(policy, tokenizer, reference model or None, model name) from a name or a loaded model."""
+    if isinstance(model, (str, Path)):
+        name = str(model)
+        model, tokenizer = _load_model(name, revision=revision, dtype=dtype, trust_remote_code=trust)
+        # a copy of our own: TRL would reload it without gguf_file
+        ref = (
+            _load_model(name, revision=revision, dtype=dtype, trust_remote_code=trust)[0]
+            if need_ref
+            else None
+        )
+        return model, tokenizer, ref, name
+    if tokenizer is None:
+        raise ConfigError("a loaded model needs its tokenizer: pass tokenizer=")
+    import copy
+
+    ref = copy.deepcopy(model).eval() if need_ref else None  # TRL would reload it from a path it may not have
+    return model, tokenizer, ref, getattr(model, "name_or_path", "") or type(model).__name__
 
 
 def train_dpo(
     dataset: Any,
     model: Any,
+    args: Any = None,
     *,
-    output_dir: str | Path,
+    output_dir: str | Path | None = None,
     tokenizer: Any = None,
     config: str | None = None,
     split: str = "train",
     eval_split: str | None = None,
-    beta: float = 0.1,
-    learning_rate: float = 5e-7,
-    max_steps: int = -1,
-    num_train_epochs: float = 1.0,
-    per_device_train_batch_size: int = 4,
-    gradient_accumulation_steps: int = 1,
-    max_length: int | None = 1024,
-    lora: bool = False,
-    lora_r: int = 16,
-    lora_alpha: int = 32,
-    lora_dropout: float = 0.05,
-    lora_target_modules: str | list[str] = "all-linear",
+    lora: Any = False,
     precompute_ref: str = "auto",
     push_to: str | None = None,
     private: bool = False,
@@ -269,33 +349,22 @@ def train_dpo(
     revision: str | None = None,
     dtype: str | None = "float32",
     trust_remote_code: bool = False,
-    seed: int = 0,
-    report_to: str | list[str] = "none",
-    logging_steps: float = 1,
-    **dpo_config_kwargs: Any,
+    **options: Any,
 ) -> TrainResult:
     """Train ``model`` with DPO on a curated preference set; save it with a model card; optionally push it.
 
     Args:
         dataset: A ``Dataset``/``DatasetDict``, data files, a Hub-layout folder or a Hub dataset id.
         model: A model folder, Hub id or packaged model name, or a loaded causal LM (then pass ``tokenizer``).
-        output_dir: Where the model, tokenizer and ``README.md`` model card are written.
+        args: TRL's ``DPOConfig`` for the run; without it, real-hub's defaults (:data:`DPO_DEFAULTS`).
+        output_dir: Where the model, tokenizer and ``README.md`` model card are written (overrides
+            ``args.output_dir``).
         tokenizer: The tokenizer of a loaded ``model``.
         config: Config of a folder or Hub dataset (e.g. the selection strategy).
         split: Split to train on.
         eval_split: Split to evaluate on after training (its metrics are ``eval_*``).
-        beta: DPO's beta.
-        learning_rate: Peak learning rate (linear decay).
-        max_steps: Optimizer steps; ``-1`` trains ``num_train_epochs`` epochs.
-        num_train_epochs: Epochs when ``max_steps`` is ``-1``.
-        per_device_train_batch_size: Pairs per device and step.
-        gradient_accumulation_steps: Batches per optimizer step.
-        max_length: Tokens of prompt + completion kept (TRL's collator cuts the rest).
-        lora: Train LoRA adapters (``peft``) instead of all weights; the adapters alone are saved.
-        lora_r: LoRA rank.
-        lora_alpha: LoRA scaling numerator.
-        lora_dropout: Dropout on the LoRA branch.
-        lora_target_modules: Modules LoRA wraps (``"all-linear"``: every linear layer but the LM head).
+        lora: Train LoRA adapters (``peft``) instead of all weights: True (options ``lora_r``, ``lora_alpha``,
+            ``lora_dropout``, ``lora_target_modules`` as in TRL's ``ModelConfig``) or a ``LoraConfig``.
         precompute_ref: ``auto``, ``engine``, ``trl``, ``dataset`` or ``none`` (see the module docstring).
         push_to: Hub model repo to upload ``output_dir`` to.
         private: Create that repo private.
@@ -306,51 +375,34 @@ def train_dpo(
         revision: Revision of a Hub ``model``.
         dtype: Weights' dtype when ``model`` is loaded here (``float32``, ``bfloat16``, ``float16``).
         trust_remote_code: Allow a model's own code.
-        seed: Seed of the run (data order, LoRA initialisation).
-        report_to: Trackers (``"none"``, ``"tensorboard"``, ...).
-        logging_steps: Log (and record a loss) every N steps.
-        **dpo_config_kwargs: Any other ``trl.DPOConfig`` field (``loss_type``, ``warmup_ratio``, ...).
+        **options: ``trl.DPOConfig`` fields (``beta``, ``learning_rate``, ``max_steps``, ``max_length``,
+            ``per_device_train_batch_size``, ``loss_type``, ...) and the ``lora_*`` options.
 
     Raises:
         ColumnError: The data lack ``prompt``/``chosen``/``rejected`` (or the reference columns).
         ConfigError: An unknown ``precompute_ref`` or ``DPOConfig`` field, or one train_dpo sets itself.
         ModelNotFoundError, HubError: The model cannot be loaded; the push failed.
     """
-    import torch
-    from trl import DPOConfig
-
-    _check_options(precompute_ref, dpo_config_kwargs)
+    options = dict(options)
+    peft_config = lora_config(lora, options)
+    dpo_args = dpo_config(args, output_dir, precompute_ref, options)
+    output_dir = dpo_args.output_dir
     if eval_split and type(dataset).__name__ == "Dataset":
         raise ConfigError(
             "a Dataset has no splits: pass a DatasetDict (or a folder/Hub id) to use eval_split"
         )
     train_set = load_preferences(dataset, config=config, split=split)
     eval_set = load_preferences(dataset, config=config, split=eval_split) if eval_split else None
-
-    ref_model = None
-    if isinstance(model, (str, Path)):
-        model_name = str(model)
-        model, tokenizer = _load_model(
-            model_name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code
-        )
-        if precompute_ref == "none" and not lora:  # a copy of our own: TRL would reload without gguf_file
-            ref_model, _ = _load_model(
-                model_name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code
-            )
-    else:
-        model_name = getattr(model, "name_or_path", "") or type(model).__name__
-        if tokenizer is None:
-            raise ConfigError("a loaded model needs its tokenizer: pass tokenizer=")
-        if precompute_ref == "none" and not lora:  # TRL would reload it from a path it may not have
-            import copy
-
-            ref_model = copy.deepcopy(model).eval()
+    model, tokenizer, ref_model, model_name = _models(
+        model,
+        tokenizer,
+        need_ref=precompute_ref == "none" and peft_config is None,
+        revision=revision,
+        dtype=dtype,
+        trust=trust_remote_code,
+    )
     wanted = ReferenceSpec(
-        model_name,
-        revision,
-        model_dtype(model),
-        max_length,
-        dpo_config_kwargs.get("truncation_mode", "keep_start"),
+        model_name, revision, model_dtype(model), dpo_args.max_length, dpo_args.truncation_mode
     )
     precompute_ref = _resolve_ref(precompute_ref, dataset, config, train_set.column_names, wanted)
     if precompute_ref == "dataset" and not set(REF_COLUMNS) <= set(train_set.column_names):
@@ -360,41 +412,6 @@ def train_dpo(
         train_set = train_set.remove_columns(list(REF_COLUMNS))
         if eval_set is not None:
             eval_set = eval_set.remove_columns([c for c in REF_COLUMNS if c in eval_set.column_names])
-    gpu = torch.cuda.is_available()
-    args: dict[str, Any] = {
-        "beta": beta,
-        "learning_rate": learning_rate,
-        "max_steps": max_steps,
-        "num_train_epochs": num_train_epochs,
-        "per_device_train_batch_size": per_device_train_batch_size,
-        "gradient_accumulation_steps": gradient_accumulation_steps,
-        "max_length": max_length,
-        "seed": seed,
-        "report_to": report_to,
-        "logging_steps": logging_steps,
-        "save_strategy": "no",
-        "bf16": gpu and torch.cuda.is_bf16_supported(),
-        "use_cpu": not gpu,
-        "gradient_checkpointing": gpu,
-        "disable_tqdm": logging.getLogger("real_hub").getEffectiveLevel() > logging.INFO,
-        **dpo_config_kwargs,
-    }
-    dpo_args = DPOConfig(
-        output_dir=str(output_dir), precompute_ref_log_probs=precompute_ref != "none", **args
-    )
-    peft_config = None
-    if lora:
-        from peft import LoraConfig
-
-        lora_args = {"r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout}
-        peft_config = LoraConfig(task_type="CAUSAL_LM", target_modules=lora_target_modules, **lora_args)
-        args.update({f"lora_{k}" if k == "r" else k: v for k, v in lora_args.items()})
-        args["lora_target_modules"] = lora_target_modules
-    args["precompute_ref"] = precompute_ref
-
-    trainer_kwargs: dict[str, Any] = {}
-    if precompute_ref != "none":
-        trainer_kwargs["ref_logps"] = precompute_ref
     trainer = dpo_trainer_class()(
         model=model,
         ref_model=ref_model,
@@ -403,7 +420,7 @@ def train_dpo(
         eval_dataset=eval_set,
         processing_class=tokenizer,
         peft_config=peft_config,
-        **trainer_kwargs,
+        **({"ref_logps": precompute_ref} if precompute_ref != "none" else {}),
     )
     if dpo_args.disable_tqdm:  # quiet: no log dicts printed to stdout either
         from transformers import PrinterCallback
@@ -415,7 +432,7 @@ def train_dpo(
             "%d of %d pairs were dropped: their prompt alone fills max_length=%s",
             len(train_set) - rows_trained,
             len(train_set),
-            max_length,
+            dpo_args.max_length,
         )
     output = trainer.train()
     history = trainer.state.log_history
@@ -424,16 +441,16 @@ def train_dpo(
     metrics = {**_numbers(last, skip=("epoch", "step")), **_numbers(output.metrics)}
     if eval_set is not None:
         metrics.update(_numbers(trainer.evaluate()))
-
     trainer.save_model(str(output_dir))
+    recorded = _recorded_args(dpo_args, options, peft_config, precompute_ref)
     card = build_model_card(
         base_model=base_model or model_name,
         dataset=dataset_name or _dataset_name(dataset),
         dataset_config=config,
         split=split,
-        training_args=args,
+        training_args=recorded,
         metrics=metrics,
-        lora=lora,
+        lora=peft_config is not None,
         repo_id=push_to,
     )
     card_path = Path(output_dir) / "README.md"
@@ -448,5 +465,42 @@ def train_dpo(
         rows_trained=rows_trained,
         card_path=str(card_path),
         pushed_to=pushed,
-        training_args=args,
+        training_args=recorded,
     )
+
+
+_RECORDED = (
+    "beta",
+    "learning_rate",
+    "max_steps",
+    "num_train_epochs",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "seed",
+    "report_to",
+    "logging_steps",
+    "save_strategy",
+    "bf16",
+    "use_cpu",
+    "gradient_checkpointing",
+    "disable_tqdm",
+)
+
+
+def _recorded_args(dpo_args: Any, options: Mapping[str, Any], peft_config: Any, precompute_ref: str) -> dict:
+    """The training arguments the model card records: the main DPOConfig fields, those given, LoRA's."""
+    recorded = {name: getattr(dpo_args, name) for name in (*_RECORDED, *options)}
+    if isinstance(recorded.get("report_to"), list) and len(recorded["report_to"]) <= 1:
+        recorded["report_to"] = recorded["report_to"][0] if recorded["report_to"] else "none"
+    save = recorded.get("save_strategy")
+    recorded["save_strategy"] = getattr(save, "value", save)
+    if peft_config is not None:
+        recorded.update(
+            lora_r=peft_config.r,
+            lora_alpha=peft_config.lora_alpha,
+            lora_dropout=peft_config.lora_dropout,
+            lora_target_modules=peft_config.target_modules,
+        )
+    recorded["precompute_ref"] = precompute_ref
+    return recorded
