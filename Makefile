@@ -32,7 +32,7 @@ test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check real_hub tests benchmarks dataset_scripts spaces
+	$(BIN)/ruff check real_hub tests benchmarks dataset_scripts spaces experiments
 	$(BIN)/ruff format --check real_hub
 
 bench: install

@@ -33,6 +33,13 @@ class ScriptArguments:
     budget: float = field(default=0.5, metadata={"help": "Fraction of pairs to keep."})
     seed: int = field(default=0, metadata={"help": "Seed of the random strategy."})
     limit: int | None = field(default=None, metadata={"help": "Use the first N rows only."})
+    embedder: str = field(
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        metadata={"help": "Embedding model (sentence-transformers, or a causal LM with --embed_backend)."},
+    )
+    embed_backend: str = field(
+        default="auto", metadata={"help": "auto, sentence-transformers or causal-lm (REAL's LLM embeddings)."}
+    )
     output_dir: str | None = field(default=None, metadata={"help": "Write a Hub-layout folder here."})
     push_to_hub: bool = field(default=False, metadata={"help": "Push the curated set to the Hub."})
     repo_id: str = field(default="real-hub/hh-rlhf-real", metadata={"help": "Hub repo to push to."})
@@ -55,11 +62,14 @@ def main(args: ScriptArguments) -> None:
         strategy=args.strategy,
         budget=args.budget,
         seed=args.seed,
+        embedder=args.embedder,
+        embed_backend=args.embed_backend,
         limit=args.limit,
         output_dir=args.output_dir,
         push_to=args.repo_id if args.push_to_hub else None,
         private=args.private,
         overwrite=True,
+        source_name=args.data_files or f"{args.dataset_name} ({args.data_dir or 'all'}, {args.split})",
     )
     report = result.report
     print(f"{report.conversion.rows_in} rows -> {report.conversion.rows_out} pairs -> {report.rows_out} kept")

@@ -26,7 +26,17 @@ class ScriptArguments:
     split: str = field(default="train", metadata={"help": "Split to curate."})
     strategy: str = field(default="dissimilar", metadata={"help": "dissimilar, similar, random or centroid."})
     pairs_per_prompt: int = field(default=1, metadata={"help": "Pairs per post."})
+    budget: float | None = field(
+        default=None, metadata={"help": "Keep this fraction of the selected pairs, most dissimilar first."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the random strategy."})
+    embedder: str = field(
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        metadata={"help": "Embedding model (sentence-transformers, or a causal LM with --embed_backend)."},
+    )
+    embed_backend: str = field(
+        default="auto", metadata={"help": "auto, sentence-transformers or causal-lm (REAL's LLM embeddings)."}
+    )
     output_dir: str | None = field(default=None, metadata={"help": "Write a Hub-layout folder here."})
     push_to_hub: bool = field(default=False, metadata={"help": "Push the curated set to the Hub."})
     repo_id: str = field(default="real-hub/shp-real", metadata={"help": "Hub repo to push to."})
@@ -48,10 +58,14 @@ def main(args: ScriptArguments) -> None:
         source_format="shp",
         strategy=args.strategy,
         pairs_per_prompt=args.pairs_per_prompt,
+        budget=args.budget,
         seed=args.seed,
+        embedder=args.embedder,
+        embed_backend=args.embed_backend,
         output_dir=args.output_dir,
         push_to=args.repo_id if args.push_to_hub else None,
         overwrite=True,
+        source_name=args.data_files or f"{args.dataset_name} ({args.split})",
     )
     print(
         f"{result.report.conversion.rows_out} posts -> {result.report.rows_out} pairs "

@@ -25,9 +25,19 @@ class ScriptArguments:
     split: str = field(default="train", metadata={"help": "Split to curate."})
     strategy: str = field(default="dissimilar", metadata={"help": "dissimilar, similar, random or centroid."})
     pairs_per_prompt: int = field(default=1, metadata={"help": "Pairs per prompt."})
+    budget: float | None = field(
+        default=None, metadata={"help": "Keep this fraction of the selected pairs, most dissimilar first."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the random strategy."})
     limit: int | None = field(default=None, metadata={"help": "Use the first N prompts only."})
     test_size: float = field(default=0.05, metadata={"help": "Share of pairs held out as the test split."})
+    embedder: str = field(
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        metadata={"help": "Embedding model (sentence-transformers, or a causal LM with --embed_backend)."},
+    )
+    embed_backend: str = field(
+        default="auto", metadata={"help": "auto, sentence-transformers or causal-lm (REAL's LLM embeddings)."}
+    )
     output_dir: str | None = field(default=None, metadata={"help": "Write a Hub-layout folder here."})
     push_to_hub: bool = field(default=False, metadata={"help": "Push the curated set to the Hub."})
     repo_id: str = field(default="real-hub/ultrafeedback-real", metadata={"help": "Hub repo to push to."})
@@ -49,8 +59,12 @@ def main(args: ScriptArguments) -> None:
         source_format="ultrafeedback",
         strategy=args.strategy,
         pairs_per_prompt=args.pairs_per_prompt,
+        budget=args.budget,
         seed=args.seed,
+        embedder=args.embedder,
+        embed_backend=args.embed_backend,
         limit=args.limit,
+        source_name=args.data_files or f"{args.dataset_name} ({args.split})",
     )
     splits = result.dataset.train_test_split(test_size=args.test_size, seed=args.seed)
     result.statistics.rows_out = {name: len(split) for name, split in splits.items()}

@@ -226,6 +226,7 @@ def curate(
     private: bool = False,
     overwrite: bool = False,
     token: str | None = None,
+    source_name: str | None = None,
     **options: Any,
 ) -> CurateResult:
     """Curate ``source`` (data files, a Hub-layout folder, a Hub id, or a ``Dataset``) into pairs.
@@ -233,13 +234,14 @@ def curate(
     The pairs are in TRL's preference format (standard, or conversational when the prompts are
     messages), with the provenance and statistics columns beside them. Options are the fields of
     :class:`CurateOptions`. The result is saved to ``output_dir`` and/or pushed to ``push_to`` as config
-    ``config_name`` (default: the strategy).
+    ``config_name`` (default: the strategy). ``source_name`` names the source in the card (default:
+    ``source`` itself, or ``"<Dataset>"`` for a loaded ``Dataset``).
     """
     opts = CurateOptions(**options)
     _check(opts)
     strategy = resolve_strategy(opts.strategy)
     timer = _Timer()
-    name = (
+    name = source_name or (
         source
         if isinstance(source, str)
         else ("<Dataset>" if isinstance(source, Dataset) else ", ".join(source))

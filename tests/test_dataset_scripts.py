@@ -8,19 +8,27 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HUB_TOKEN, HUB_USER
 from datasets import load_dataset
+from huggingface_hub import DatasetCard
+from tiny_models import gpt2_tokenizer, save_tiny, tiny_gpt2
 
 ROOT = Path(__file__).resolve().parents[1]
 HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
 
 
-def run_script(name: str, *args: str) -> str:
+def run_script(name: str, *args: str, hub_url: str | None = None) -> str:
+    """Run a dataset script; offline, or against the loopback Hub at ``hub_url``."""
+    env = {"HF_HUB_OFFLINE": "1", **_env()}
+    if hub_url is not None:
+        del env["HF_HUB_OFFLINE"]
+        env.update({"HF_ENDPOINT": hub_url, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": HUB_TOKEN})
     proc = subprocess.run(
         [sys.executable, str(ROOT / "dataset_scripts" / name), *args],
         capture_output=True,
         text=True,
         timeout=600,
-        env={"HF_HUB_OFFLINE": "1", **_env()},
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
@@ -54,8 +62,8 @@ def test_hh_script_keeps_the_budget(tmp_path):
     assert all(len(row["chosen"]) == len(row["rejected"]) == 1 for row in kept)
 
 
-@pytest.mark.slow
-def test_shp_script_groups_posts(tmp_path):
+def shp_rows(domain: str = "askscience_train") -> list[dict]:
+    """Three posts of three comments each, every comment pair of a post as one row (SHP's schema)."""
     rows = []
     for post in range(3):
         comments = [
@@ -68,7 +76,7 @@ def test_shp_script_groups_posts(tmp_path):
                 rows.append(
                     {
                         "post_id": f"p{post}",
-                        "domain": "askscience_train",
+                        "domain": domain,
                         "upvote_ratio": 0.9,
                         "history": f"Question {post}?",
                         "c_root_id_A": ca[0],
@@ -84,8 +92,17 @@ def test_shp_script_groups_posts(tmp_path):
                         "score_ratio": 2.0,
                     }
                 )
-    data = tmp_path / "shp.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in rows))
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_shp_script_groups_posts(tmp_path):
+    data = write_jsonl(tmp_path / "shp.jsonl", shp_rows())
     out = run_script("shp.py", "--data_files", str(data), "--output_dir", str(tmp_path / "shp"))
     assert "3 posts -> 3 pairs" in out
     pairs = load_dataset(str(tmp_path / "shp"), "dissimilar")["train"]
@@ -94,9 +111,12 @@ def test_shp_script_groups_posts(tmp_path):
     assert all(c > r for c, r in zip(pairs["chosen_score"], pairs["rejected_score"]))
 
 
-@pytest.mark.slow
-def test_ultrafeedback_script_splits_and_orients_by_mean_rating(tmp_path):
-    aspects = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+
+
+def ultrafeedback_rows() -> list[dict]:
+    """Six prompts with four rated completions each (UltraFeedback's schema)."""
+    aspects = ASPECTS
     rows = []
     for p in range(6):
         completions = []
@@ -121,8 +141,12 @@ def test_ultrafeedback_script_splits_and_orients_by_mean_rating(tmp_path):
                 "completions": completions,
             }
         )
-    data = tmp_path / "uf.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in rows))
+    return rows
+
+
+@pytest.mark.slow
+def test_ultrafeedback_script_splits_and_orients_by_mean_rating(tmp_path):
+    data = write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows())
     out = run_script(
         "ultrafeedback.py",
         "--data_files",
@@ -172,3 +196,68 @@ def test_ultrafeedback_prompts_script_generates_and_selects(tmp_path):
         assert row["prompt"].startswith("Question") and row["chosen"] != row["rejected"]
     card = (tmp_path / "out" / "README.md").read_text()
     assert str(generator) in card and "temperature=1.0" in card
+
+
+# ------------------------------------------------------------------------- push to the loopback Hub
+
+HH_FIXTURE = [
+    {
+        "chosen": f"\n\nHuman: Question {i}: how do I {verb}?\n\nAssistant: "
+        + "Here is a careful answer. " * (1 + i % 3),
+        "rejected": f"\n\nHuman: Question {i}: how do I {verb}?\n\nAssistant: " + "No. " * (1 + i % 2),
+    }
+    for i, verb in enumerate(
+        ["bake bread", "fix a bike", "pick a lock", "learn French", "sleep well", "win"] * 2
+    )
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_embedder(tmp_path_factory) -> str:
+    """A tiny random GPT-2 folder, embedded with the causal-lm backend (no model download)."""
+    tok = gpt2_tokenizer()
+    return str(save_tiny(tiny_gpt2(tok), tok, tmp_path_factory.mktemp("embedder")))
+
+
+SCRIPTS = {
+    "hh": ("hh_rlhf.py", lambda: HH_FIXTURE, []),
+    "shp": ("shp.py", shp_rows, ["--dataset_name", "stanfordnlp/SHP"]),
+    "shp-2": ("shp.py", lambda: shp_rows("askphysics"), ["--dataset_name", "stanfordnlp/SHP-2"]),
+    "ultrafeedback": ("ultrafeedback.py", ultrafeedback_rows, ["--test_size", "0.34"]),
+}
+
+
+@pytest.mark.parametrize("source", list(SCRIPTS))
+def test_script_pushes_to_the_hub_with_a_card_naming_source_strategy_and_budget(
+    source, hub, tmp_path, tiny_embedder
+):
+    script, rows, extra = SCRIPTS[source]
+    data = write_jsonl(tmp_path / f"{source}.jsonl", rows())
+    repo = f"{HUB_USER}/{source}-real"
+    run_script(
+        script,
+        "--data_files",
+        str(data),
+        "--embedder",
+        tiny_embedder,
+        "--embed_backend",
+        "causal-lm",
+        "--strategy",
+        "dissimilar",
+        "--budget",
+        "0.5",
+        "--push_to_hub",
+        "--repo_id",
+        repo,
+        *extra,
+        hub_url=hub.url,
+    )
+    pushed = load_dataset(repo, "dissimilar")
+    card = DatasetCard.load(repo, repo_type="dataset")
+    provenance = card.data.to_dict()["real_hub"]["configs"]["dissimilar"]["provenance"]
+    assert provenance["source"] == str(data)
+    assert provenance["strategy"] == "dissimilar" and provenance["budget"] == 0.5
+    assert str(data) in card.text and "dissimilar" in card.text and "0.5" in card.text
+    rows_out = sum(split.num_rows for split in pushed.values())
+    assert rows_out >= 1
+    assert all(split.column_names[:3] == ["prompt", "chosen", "rejected"] for split in pushed.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -30,7 +31,12 @@ from real_hub.convert import (
 )
 from real_hub.errors import ColumnError, ConfigError, FormatError, RowError
 
-HH_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
+HH_FILE = Path(
+    os.environ.get(
+        "REAL_HUB_HH_FILE",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz",
+    )
+)
 
 
 def user(text):
@@ -182,12 +188,17 @@ def test_hh_to_pairs_text_prompt():
     assert pairs.to_list() == [
         pair(
             "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: How are you?\n\nAssistant:",
-            "Fine, thanks.",
-            "Go away.",
+            " Fine, thanks. ",
+            " Go away.",
             "0",
         ),
-        pair("\n\nHuman: Why?\n\nAssistant:", "Because.", "Why not?", "5"),
+        pair("\n\nHuman: Why?\n\nAssistant:", " Because.", " Why not?", "5"),
     ]
+    # prompt + response is the source transcript itself (the space after "Assistant:" included)
+    for row in pairs:
+        source = int(row["source_id"])
+        assert row["prompt"] + row["chosen"] == HH_ROWS["chosen"][source]
+        assert row["prompt"] + row["rejected"] == HH_ROWS["rejected"][source]
     assert report.skipped == HH_SKIPPED
     assert pairs.features["prompt"] == Value("string")
 
@@ -263,7 +274,7 @@ def _independent_hh_count(rows):
         elif c_resp.strip() == r_resp.strip():
             reason = "identical_responses"
         else:
-            kept.append((str(i), c_prefix + "\n\nAssistant:", c_resp.strip(), r_resp.strip()))
+            kept.append((str(i), c_prefix + "\n\nAssistant:", c_resp, r_resp))
             prompts.add(c_prefix)
             continue
         skipped[reason] = skipped.get(reason, 0) + 1
@@ -288,7 +299,7 @@ def test_hh_real_file_matches_independent_count():
 
     msg_pairs, msg_report = to_pairs(ds)  # messages: same rows, same distinct prompts
     assert (msg_report.rows_out, msg_report.prompts, msg_report.skipped) == (len(kept), n_prompts, skipped)
-    assert msg_pairs["chosen"][:] == [k[2] for k in kept]
+    assert msg_pairs["chosen"][:] == [k[2].strip() for k in kept]
     assert all(m["role"] in ("user", "assistant") for p in msg_pairs["prompt"] for m in p)
     assert all(p[-1]["role"] == "user" for p in msg_pairs["prompt"])
 

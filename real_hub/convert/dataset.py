@@ -80,7 +80,7 @@ def to_pairs(
         dataset: the source rows.
         source: one of ``"hh"``, ``"trl"`` or ``"auto"`` (see :func:`detect_source`).
         hh_prompt: HH prompts as ``"messages"`` (user/assistant turns) or ``"text"`` (the raw transcript
-            prefix ending in ``"\n\nAssistant:"``).
+            prefix ending in ``"\n\nAssistant:"``, then ``prompt + chosen`` is the chosen transcript exactly).
 
     Returns:
         The pairs (columns :data:`PAIR_COLUMNS`) and a :class:`ConversionReport`.

@@ -48,9 +48,11 @@ def hh_batch_to_pairs(
     r"""Turn a batch of HH-RLHF rows (``chosen``/``rejected`` transcripts) into canonical pairs.
 
     The prompt is the transcript before the final assistant turn (messages, or with ``hh_prompt="text"`` the
-    raw prefix ending in ``"\n\nAssistant:"``); the response is the final assistant turn, stripped. Skip
-    reasons: ``no_assistant_turn`` (a transcript does not end with an assistant turn), ``prompt_mismatch``
-    (the two prefixes differ), ``empty_prompt``, ``empty_response``, ``identical_responses``.
+    raw prefix ending in ``"\n\nAssistant:"``); the response is the final assistant turn, stripped with
+    message prompts and as written with text prompts (so ``prompt + chosen`` is the chosen transcript
+    exactly). Skip reasons: ``no_assistant_turn`` (a transcript does not end with an assistant turn),
+    ``prompt_mismatch`` (the two prefixes differ), ``empty_prompt``, ``empty_response``,
+    ``identical_responses``.
     """
     if hh_prompt not in ("messages", "text"):
         raise ConfigError(f"hh_prompt={hh_prompt!r}: expected 'messages' or 'text'")
@@ -73,10 +75,12 @@ def hh_batch_to_pairs(
             append_row(out, None, "prompt_mismatch")
             continue
         if hh_prompt == "text":
+            # prompt + response must be the transcript itself: the response keeps its leading space.
             prompt: Any = c_text[:cut] + "\n\nAssistant:" if c_turns[:-1] else ""
+            chosen, rejected = c_text[len(prompt) :], r_text[len(prompt) :]
         else:
             prompt = [{"role": role, "content": content} for role, content, _ in c_turns[:-1]]
-        chosen, rejected = c_turns[-1][1], r_turns[-1][1]
+            chosen, rejected = c_turns[-1][1], r_turns[-1][1]
         values = {
             "prompt": prompt,
             "chosen": chosen,

@@ -84,6 +84,7 @@ class RewardStats:
         responses: Responses scored.
         template_fallbacks: Responses whose full rendering did not start with the prompt rendering.
         truncated: Responses cut by ``max_length`` (for either model).
+        tokens_cut: Tokens those cuts removed, both models together (the system turn is never cut).
         domains: Rows per routed domain.
     """
 
@@ -91,6 +92,7 @@ class RewardStats:
     responses: int = 0
     template_fallbacks: int = 0
     truncated: int = 0
+    tokens_cut: int = 0
     domains: Counter = field(default_factory=Counter)
 
 
@@ -179,7 +181,8 @@ class DensityRatioReward(Processor):
         model_dtype: Weights' precision (``"float32"``, ``"bfloat16"``, ``"float16"``); sums are fp64.
         device: Torch device; default a GPU when present (``cuda:<rank>`` with ``with_rank=True``).
         batch_size: Sequences per forward pass.
-        max_length: Token cap per (prompt + response) and model; cut responses are counted in :attr:`stats`.
+        max_length: Token cap per (prompt + response) and model: the system turn (a routed instruction) is
+            kept and the oldest tokens after it are cut; cuts are counted in :attr:`stats`.
         trust_remote_code: Allow models that ship their own Python code.
         with_rank: Expect ``Dataset.map(..., with_rank=True)`` and put each rank on its own GPU.
     """
@@ -329,17 +332,37 @@ class DensityRatioReward(Processor):
     # -- rendering -------------------------------------------------------------------------------
     def _render(
         self, tokenizer: Any, prompt: str | list[dict[str, Any]], response: str, instruction: str | None
-    ) -> tuple[Rendered, bool]:
+    ) -> tuple[Rendered, bool, str | None]:
+        """The texts to score, whether the template's prefix rule held, and the system turn's text.
+
+        The last is the start of the prompt text that truncation keeps (the system turn, with a routed
+        instruction), or ``None`` when the conversation has no system turn.
+        """
         use_template = self.chat_template and bool(getattr(tokenizer, "chat_template", None))
         if isinstance(prompt, str) and not use_template:
             prefix = f"{instruction}\n\n" if instruction is not None else ""
-            return Rendered(prefix + prompt, response), True
+            return Rendered(prefix + prompt, response), True, prefix or None
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         if instruction is not None:
             messages = with_instruction(messages, instruction)
+        system = messages[0] if messages and messages[0]["role"] == "system" else None
         if not use_template:
-            return render_plain(messages, response), True
-        return render(tokenizer, messages, response)
+            rendered = render_plain(messages, response)
+            keep = render_plain([system], "").prompt.removesuffix("\n\nAssistant:") if system else None
+            return rendered, True, keep
+        rendered, ok = render(tokenizer, messages, response)
+        keep = None
+        if system is not None:
+            keep = tokenizer.apply_chat_template([dict(system)], tokenize=False)
+            if not rendered.prompt.startswith(keep):
+                self._warn_once(
+                    "system-prefix",
+                    "DensityRatioReward: the chat template of %s renders the system turn alone differently "
+                    "from the start of the conversation; truncation keeps only the leading special tokens",
+                    self.strong,
+                )
+                keep = None
+        return rendered, ok, keep
 
     # -- the map function ------------------------------------------------------------------------
     def __call__(self, batch: Mapping[str, Any], *args: Any) -> dict[str, Any]:
@@ -382,10 +405,11 @@ class DensityRatioReward(Processor):
         flat_prompts: list[str] = []
         flat_responses: list[str] = []
         flat_labels: list[int | str] = []
+        flat_keeps: list[str | None] = []
         for i in range(n):
             instruction = self.instructions[domains[i]] if domains is not None else None
             for text in responses[i]:
-                rendered, ok = self._render(models.strong_tokenizer, prompts[i], text, instruction)
+                rendered, ok, keep = self._render(models.strong_tokenizer, prompts[i], text, instruction)
                 if not ok:
                     self._stats.template_fallbacks += 1
                     self._warn_once(
@@ -399,8 +423,14 @@ class DensityRatioReward(Processor):
                 flat_prompts.append(rendered.prompt)
                 flat_responses.append(rendered.response)
                 flat_labels.append(labels[i])
+                flat_keeps.append(keep)
 
-        options = {"batch_size": self.batch_size, "max_length": self.max_length, "row_labels": flat_labels}
+        options = {
+            "batch_size": self.batch_size,
+            "max_length": self.max_length,
+            "row_labels": flat_labels,
+            "keep_prefixes": flat_keeps,
+        }
         strong = score_sequences(
             models.strong, models.strong_tokenizer, flat_prompts, flat_responses, **options
         )
@@ -420,9 +450,11 @@ class DensityRatioReward(Processor):
         truncated = int((strong.truncated | weak.truncated).sum())
         if truncated:
             self._stats.truncated += truncated
+            self._stats.tokens_cut += int(strong.tokens_cut.sum() + weak.tokens_cut.sum())
             self._warn_once(
                 "truncated",
-                "DensityRatioReward: responses were cut to max_length=%s (counted in stats.truncated)",
+                "DensityRatioReward: responses were cut to max_length=%s, keeping the system turn and "
+                "cutting the oldest turns after it (counted in stats.truncated and stats.tokens_cut)",
                 self.max_length,
             )
         self._stats.rows += n

@@ -21,6 +21,7 @@ class SequenceScores:
         logp: ``log p(response | prompt)``, summed over the response tokens (float64).
         n_tokens: Number of response tokens scored per pair.
         truncated: Whether the pair was cut to fit ``max_length``.
+        tokens_cut: Tokens removed per pair by that cut (context and response together).
         token_logps: Per-token log-probs (float32 arrays), when asked for with ``return_token_logps``.
     """
 
@@ -28,6 +29,11 @@ class SequenceScores:
     n_tokens: np.ndarray
     truncated: np.ndarray
     token_logps: list[np.ndarray] | None = None
+    tokens_cut: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.tokens_cut is None:
+            self.tokens_cut = np.zeros(len(self.logp), dtype=np.int64)
 
     @property
     def mean(self) -> np.ndarray:
@@ -40,11 +46,15 @@ class SequenceScores:
 
 @dataclass(frozen=True)
 class EncodedPair:
-    """Token ids of one pair: the context (prompt side, specials included) and the scored response ids."""
+    """Token ids of one pair: the context (prompt side, specials included) and the scored response ids.
+
+    ``tokens_cut`` counts the tokens :func:`encode_pairs` removed to fit ``max_length`` (0 when none).
+    """
 
     context: tuple[int, ...]
     response: tuple[int, ...]
     truncated: bool = False
+    tokens_cut: int = 0
 
 
 # ----------------------------------------------------------------------------------------------- tokenizing
@@ -83,6 +93,19 @@ def _truncate(
     return context, response, True
 
 
+def _kept_tokens(tokenizer, text: str, context: list[int], dedouble) -> int:
+    """How many leading ``context`` tokens spell ``text`` (a prefix of the prompt): the tokens both share.
+
+    The last token of the prefix may merge with what follows it in the prompt; the shared run then stops
+    one token short, which keeps the prefix's text whole up to that token.
+    """
+    ids = dedouble(list(tokenizer(text)["input_ids"]))
+    n = 0
+    while n < min(len(ids), len(context)) and ids[n] == context[n]:
+        n += 1
+    return n
+
+
 def encode_pairs(
     tokenizer,
     prompts: Sequence[str],
@@ -90,13 +113,18 @@ def encode_pairs(
     *,
     max_length: int | None = None,
     row_labels: Sequence[int | str] | None = None,
+    keep_prefixes: Sequence[str | None] | None = None,
 ) -> list[EncodedPair]:
     """Tokenize (prompt, response) pairs into context ids and response ids (rules in the module docstring).
 
     Truncation, when ``len(context) + len(response) > max_length``: the response is first cut from the
     right to at most ``max_length`` minus (the leading special tokens + one prompt token); then the
-    context is cut from the left to fill the rest, keeping its leading special tokens (BOS). Such pairs
-    are flagged ``truncated``.
+    context is cut from the left to fill the rest, keeping its leading special tokens (BOS) and, where
+    ``keep_prefixes[i]`` is a prefix of ``prompts[i]`` (e.g. the rendered system turn holding a routed
+    instruction), the tokens of that prefix: the oldest tokens after it are the ones cut. Such pairs are
+    flagged ``truncated`` and the tokens removed are counted in ``tokens_cut``. A kept prefix that is not a
+    prefix of its prompt raises ``ValueError``; one too long to leave room for a response token is a
+    ``ConfigError``.
 
     Raises:
         RowError: A prompt or response is not a string, a response is empty or adds no token, or the
@@ -105,6 +133,12 @@ def encode_pairs(
     """
     if len(prompts) != len(responses):
         raise ValueError(f"expected as many prompts as responses, got {len(prompts)} and {len(responses)}")
+    keeps = list(keep_prefixes) if keep_prefixes is not None else [None] * len(prompts)
+    if len(keeps) != len(prompts):
+        raise ValueError(f"expected one keep prefix per prompt, got {len(keeps)} for {len(prompts)}")
+    for prompt, keep in zip(prompts, keeps, strict=True):
+        if keep is not None and not prompt.startswith(keep):
+            raise ValueError(f"the kept prefix {keep[:40]!r} does not start its prompt {prompt[:40]!r}")
     if max_length is not None and max_length < 2:
         raise ConfigError(
             f"max_length must be at least 2 (one context and one response token), got {max_length}"
@@ -157,9 +191,13 @@ def encode_pairs(
                 row=labels[i],
                 column="prompt",
             )
-        truncated = False
-        if max_length is not None:
+        truncated, cut = False, 0
+        if max_length is not None and len(context) + len(response) > max_length:
             n_keep = len(prefix) if prefix and context[: len(prefix)] == prefix else int(context[0] == bos_id)
+            if keeps[i]:
+                n_keep = max(n_keep, _kept_tokens(tokenizer, keeps[i], context, dedouble))
+            n_before = len(context) + len(response)
             context, response, truncated = _truncate(context, response, max_length, n_keep, labels[i])
-        pairs.append(EncodedPair(tuple(context), tuple(response), truncated))
+            cut = n_before - len(context) - len(response)
+        pairs.append(EncodedPair(tuple(context), tuple(response), truncated, cut))
     return pairs

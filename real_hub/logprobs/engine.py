@@ -80,8 +80,9 @@ def score_encoded(
     token_logps: list[np.ndarray | None] = [None] * n
     n_tokens = np.array([len(p.response) for p in pairs], dtype=np.int64)
     truncated = np.array([p.truncated for p in pairs], dtype=bool)
+    tokens_cut = np.array([p.tokens_cut for p in pairs], dtype=np.int64)
     if n == 0:
-        return SequenceScores(sums, n_tokens, truncated, [] if return_token_logps else None)
+        return SequenceScores(sums, n_tokens, truncated, [] if return_token_logps else None, tokens_cut)
 
     def sink(items: list[int], values: torch.Tensor) -> None:
         values = values.cpu().numpy()
@@ -132,7 +133,9 @@ def score_encoded(
         if bar is not None:
             bar.close()
         model.train(was_training)
-    return SequenceScores(sums, n_tokens, truncated, list(token_logps) if return_token_logps else None)
+    return SequenceScores(
+        sums, n_tokens, truncated, list(token_logps) if return_token_logps else None, tokens_cut
+    )
 
 
 _ROTARY_KEYS = (
@@ -205,6 +208,7 @@ def score_sequences(
     row_labels: Sequence[int | str] | None = None,
     strategy: str | None = None,
     max_packed_length: int = 4096,
+    keep_prefixes: Sequence[str | None] | None = None,
 ) -> SequenceScores:
     """Compute ``log p(response | prompt)`` for each pair with a causal LM, exactly and without waste.
 
@@ -233,6 +237,8 @@ def score_sequences(
             ``None``: packed where the model's attention allows it, else cache, else none.
         max_packed_length: ``strategy="packed"``: tokens per packed row; a prompt's responses that do not
             fit go to further rows (a row always holds at least one response).
+        keep_prefixes: Per pair, a prefix of its prompt that truncation never cuts (e.g. the rendered
+            system turn); ``None`` entries keep only the leading special tokens.
 
     Returns:
         :class:`SequenceScores` in input order.
@@ -241,7 +247,14 @@ def score_sequences(
         RowError: a pair (after ``max_length``) is longer than the model's context (its
             ``max_position_embeddings``), checked before the model runs.
     """
-    pairs = encode_pairs(tokenizer, prompts, responses, max_length=max_length, row_labels=row_labels)
+    pairs = encode_pairs(
+        tokenizer,
+        prompts,
+        responses,
+        max_length=max_length,
+        row_labels=row_labels,
+        keep_prefixes=keep_prefixes,
+    )
     check_context_length(model, pairs, row_labels, max_length)
     return score_encoded(
         model,

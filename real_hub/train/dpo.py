@@ -29,7 +29,11 @@ Reference log-probs (``precompute_ref``):
   the policy: TRL's own tokenization of prompt and completion (its ``prompt_ids``/``chosen_ids``/
   ``rejected_ids``, EOS added to standard completions, chat template for conversational ones), cut as TRL's
   collator cuts them (``max_length``, ``truncation_mode``), first sequence position never scored. With LoRA
-  the reference is the model with its adapters disabled, as in TRL.
+  the reference is the model with its adapters disabled, as in TRL. Under mixed precision (``bf16``/``fp16``,
+  which ``train_dpo`` turns on by itself on a GPU with bf16) the policy's log-probs come from TRL's forward
+  under autocast, so the reference is computed by TRL's own pass at that precision instead (the engine scores
+  in fp32, which would start the loss away from log 2); :attr:`TrainResult.ref_logps_source` then says
+  ``"trl"``.
 - ``"trl"``: TRL's own precompute pass (a full forward per batch).
 - ``"dataset"``: the ``ref_chosen_logps``/``ref_rejected_logps`` columns of the data, used as they are.
 - ``"none"``: no precompute; TRL keeps a reference model and runs it at every step.
@@ -460,7 +464,7 @@ def train_dpo(
         output_dir=str(output_dir),
         metrics=metrics,
         losses=losses,
-        ref_logps_source=precompute_ref,
+        ref_logps_source=trainer.ref_logps_used if precompute_ref == "engine" else precompute_ref,
         rows_in=len(train_set),
         rows_trained=rows_trained,
         card_path=str(card_path),

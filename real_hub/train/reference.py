@@ -231,6 +231,7 @@ def dpo_trainer_class() -> type:
             if ref_logps not in ("engine", "trl", "dataset"):
                 raise ConfigError(f"ref_logps must be 'engine', 'trl' or 'dataset', got {ref_logps!r}")
             self.ref_logps = ref_logps  # read by _precompute_ref_logps, which DPOTrainer.__init__ calls
+            self.ref_logps_used = ref_logps  # "trl" when mixed precision made the engine step aside
             super().__init__(*args, **kwargs)
 
         def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
@@ -250,6 +251,18 @@ def dpo_trainer_class() -> type:
             if present:
                 dataset = dataset.remove_columns(sorted(present))
             if self.ref_logps == "trl":
+                return super()._precompute_ref_logps(dataset, name, batch_size)
+            if self.args.bf16 or self.args.fp16:
+                # The policy's log-probs come from TRL's forward under mixed-precision autocast; the
+                # reference must be computed the same way, or the loss starts away from log 2 (the engine
+                # scores in fp32).
+                logger.info(
+                    "Computing reference log-probs of the %s data with TRL's pass: training runs in %s and "
+                    "the reference must match the policy's precision",
+                    name,
+                    "bf16" if self.args.bf16 else "fp16",
+                )
+                self.ref_logps_used = "trl"
                 return super()._precompute_ref_logps(dataset, name, batch_size)
             if self.args.ld_alpha is not None:
                 raise ConfigError("ld_alpha weights reference log-probs per token; use precompute_ref='trl'")
