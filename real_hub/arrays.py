@@ -337,6 +337,21 @@ def normalise_rows(
     return unit
 
 
+def finite_number_lists(raw: Any) -> bool:
+    """Whether a column is an Arrow list column of finite numbers only (no null list or value, no NaN/inf).
+
+    Checked vectorised; when it holds, per-value checks can be skipped (a False answer means: check the
+    values one by one to name the row).
+    """
+    arr = as_arrow(raw)
+    if arr is None or not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)) or arr.null_count:
+        return False
+    values = arr.flatten()
+    if values.null_count or not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
+        return False
+    return bool(np.isfinite(values.to_numpy(zero_copy_only=False)).all())
+
+
 def first_non_finite(values: np.ndarray) -> int | None:
     """Index of the first NaN or infinite value of a 1-d float array (vectorised), or None."""
     finite = np.isfinite(values)

@@ -151,7 +151,9 @@ def check_response(value: Any, *, row: int | str, column: str) -> str:
 
     A completion is a non-empty list of chat messages (checked as such); its text is the last content.
     """
-    if is_list(value) and not isinstance(value, str):
+    if isinstance(value, str):
+        return check_text(value, row=row, column=column)
+    if is_list(value):
         messages = check_messages(value, row=row, column=column)
         if not messages:
             raise RowError("expected a response, found an empty list of messages", row=row, column=column)

@@ -783,7 +783,7 @@ def test_trl_without_prompt_is_not_parsed_as_hh():
     message = str(info.value)
     assert "'question', 'chosen', 'rejected'" in message
     assert "trl: prompt, chosen, rejected" in message and "missing 'prompt'" in message
-    assert "not a transcript" in message
+    assert "expected a transcript" in message
 
 
 def test_unknown_columns_list_every_schema_tried():

@@ -99,13 +99,13 @@ def detect_source(column_names: Iterable[str] | Dataset) -> str:
         if ok:
             return "hh"
         raise FormatError(
-            f"the columns [{found}] fit HH-RLHF (chosen/rejected transcripts) but 'chosen' holds "
-            f"{describe(value)}, not a transcript starting with '\\n\\nHuman: '; TRL pairs need a 'prompt' "
+            f"the columns [{found}] fit HH-RLHF (chosen/rejected transcripts): expected a transcript "
+            f"starting with '\\n\\nHuman: ' in 'chosen', found {describe(value)}; TRL pairs need a 'prompt' "
             f"column (rename yours, or pass source= explicitly). Schemas tried: {_schemas_tried(present)}"
         )
     raise FormatError(
-        f"cannot tell the source of a dataset with columns [{found}]; schemas tried (columns needed): "
-        f"{_schemas_tried(present)}. Rename the columns or pass source= explicitly."
+        f"cannot tell the source of a dataset with columns [{found}]: expected the columns of one of the "
+        f"schemas tried: {_schemas_tried(present)}. Rename the columns or pass source= explicitly."
     )
 
 
@@ -117,9 +117,11 @@ def resolve_source(dataset: Dataset | Features, source: str, shape: str) -> str:
         raise ConfigError(f"source={source!r} is not one of {', '.join(SOURCES)} or 'auto'")
     if shape == "pairs" and source in CANDIDATE_SOURCES:
         raise FormatError(
-            f"source {source!r} holds candidates (several responses per prompt), not chosen/rejected pairs: "
-            "use to_candidates(), then select pairs from the candidates (e.g. with SelectPairs)"
+            f"source {source!r} holds candidates (several responses per prompt); expected chosen/rejected "
+            "pairs: use to_candidates(), then select pairs from the candidates (e.g. with SelectPairs)"
         )
     if shape == "candidates" and source in PAIR_SOURCES:
-        raise FormatError(f"source {source!r} holds chosen/rejected pairs, not candidates: use to_pairs()")
+        raise FormatError(
+            f"source {source!r} holds chosen/rejected pairs; expected candidates: use to_pairs()"
+        )
     return source

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError, RowError
 from ..schema import PAIR_COLUMNS
-from ..validate import row_label
+from ..validate import describe, row_label
 from .values import append_row, new_columns, pair_skip_reason, text_value
 
 _HH_MARKER = re.compile(r"(?:\A|\n\n)(Human|Assistant):(?: |\Z)")
@@ -22,17 +22,19 @@ def parse_hh(transcript: str) -> list[dict[str, str]]:
     very start and a bare ``"\n\nAssistant:"`` at the very end), so "Human:" inside a turn stays text.
 
     Raises:
-        ValueError: the text does not start with a turn marker.
+        RowError: (a ``ValueError``) the text is not a string or does not start with a turn marker.
     """
     return [{"role": role, "content": content} for role, content, _ in _hh_turns(transcript)]
 
 
 def _hh_turns(text: str) -> list[tuple[str, str, int]]:
     """(role, stripped content, start of the marker) for each turn."""
+    if not isinstance(text, str):
+        raise RowError(f"expected an HH-RLHF transcript (a string), found {describe(text)}")
     marks = list(_HH_MARKER.finditer(text))
     head = text[: marks[0].start()] if marks else text
     if head.strip():
-        raise ValueError(f"expected an HH-RLHF transcript starting with '\\n\\nHuman: ', found {text[:60]!r}")
+        raise RowError(f"expected an HH-RLHF transcript starting with '\\n\\nHuman: ', found {text[:60]!r}")
     turns = []
     for k, m in enumerate(marks):
         end = marks[k + 1].start() if k + 1 < len(marks) else len(text)

@@ -21,6 +21,10 @@ def ultrafeedback_score(
     rating H4's ultrafeedback_binarized and Argilla's cleaned sets rank by; the stored ``fine-grained_score``
     is used when there are no ratings, and None is returned when there is neither.
     """
+    if not isinstance(completion, Mapping):
+        raise RowError(
+            f"expected a dict, found {describe(completion)}", row=row, column=f"completions[{item}]"
+        )
     ratings = []
     annotations = completion.get("annotations") or {}
     if not isinstance(annotations, Mapping):

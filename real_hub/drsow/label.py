@@ -412,6 +412,20 @@ class LabelReport:
         return {**asdict(self), "n_skipped": self.n_skipped}
 
 
+def _check_json_sides(dataset: Dataset, processor: OrientByReward) -> None:
+    """Name the row of a ``Json`` (mixed-type) column that breaks a swap: a reward or a response."""
+    checks = {
+        processor.chosen_reward_column: _reward,
+        processor.rejected_reward_column: _reward,
+        "chosen": check_response,
+        "rejected": check_response,
+    }
+    for column, check in checks.items():
+        if column in dataset.column_names and isinstance(dataset.features[column], Json):
+            for i, value in enumerate(dataset[column]):
+                check(value, row=i, column=column)
+
+
 def label_pairs(
     dataset: Dataset,
     mode: str = "best-vs-worst",
@@ -444,6 +458,7 @@ def label_pairs(
     processor: OrientByReward | PairsFromRewards
     if "chosen" in names and "rejected" in names:
         processor = OrientByReward(min_margin, keep_skipped=True, **options)
+        _check_json_sides(dataset, processor)
         features = processor.output_features(dataset.features)
         label, report_seed = "orient", None
         require_columns(
@@ -467,11 +482,6 @@ def label_pairs(
             hint="label_pairs expects pairs (chosen, rejected + a reward per side) or candidates (prompt,"
             " responses, rewards)",
         )
-    if label == "orient":  # a reward column of mixed types (Json): name the row that is not a number
-        for column in (processor.chosen_reward_column, processor.rejected_reward_column):
-            if isinstance(dataset.features[column], Json):
-                for i, value in enumerate(dataset[column]):
-                    _reward(value, row=i, column=column)
     pairs, skipped = map_and_count(
         dataset,
         processor,

@@ -72,7 +72,9 @@ def load_source(
     if looks_like_files:
         missing = [str(d) for p, d in zip(paths, items, strict=True) if not p.is_file()]
         if missing:
-            raise FormatError(f"no such file: {', '.join(missing)} (a local path: no file or folder there)")
+            raise FormatError(
+                f"no such file: {', '.join(missing)} (a local path: expected a file or folder there)"
+            )
         formats = {data_format or file_format(p) for p in paths}
         if None in formats or len(formats) != 1:
             raise FormatError(
@@ -127,7 +129,8 @@ def _raise_json_fault(paths: Sequence[Path]) -> None:
                 continue
             except json.JSONDecodeError as err:
                 raise FormatError(
-                    f"{path}, line {err.lineno}: malformed JSON ({err.msg}, column {err.colno})"
+                    f"{path}, line {err.lineno}: malformed JSON ({err.msg}, column {err.colno}); expected a "
+                    "JSON list of row objects"
                 ) from None
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -136,7 +139,8 @@ def _raise_json_fault(paths: Sequence[Path]) -> None:
                 value = json.loads(line)
             except json.JSONDecodeError as err:
                 raise FormatError(
-                    f"{path}, line {number}: malformed JSON ({err.msg}, column {err.colno}): {line[:80]!r}"
+                    f"{path}, line {number}: malformed JSON ({err.msg}, column {err.colno}); expected one "
+                    f"JSON object per line, found {line[:80]!r}"
                 ) from None
             if not isinstance(value, dict):
                 raise FormatError(

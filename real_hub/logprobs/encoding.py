@@ -179,11 +179,15 @@ def encode_pairs(
             start += 1
         context, response = f_ids[:start], f_ids[start:]
         if not response:
-            raise RowError("the response adds no token to the prompt", row=labels[i], column="response")
+            raise RowError(
+                "the response adds no token to the prompt; expected a response of at least one token",
+                row=labels[i],
+                column="response",
+            )
         if not context:
             raise RowError(
                 "nothing to condition the first response token on: the tokenizer adds no BOS and the prompt "
-                "is empty or merges entirely into the response's first token",
+                "is empty or merges entirely into the response's first token; expected a prompt of its own",
                 row=labels[i],
                 column="prompt",
             )

@@ -185,7 +185,8 @@ def check_context_length(
     )
     raise RowError(
         f"the prompt + response is {lengths[k]} tokens ({len(pairs[k].context)} of prompt, "
-        f"{len(pairs[k].response)} of response), longer than the model's context of {limit} tokens; {fix}",
+        f"{len(pairs[k].response)} of response): expected at most the model's context of {limit} "
+        f"tokens; {fix}",
         row=label,
         column="response",
     )

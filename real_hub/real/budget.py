@@ -76,13 +76,17 @@ def budget_filter(
     column = dataset.with_format("arrow")[similarity_column]
     if column.null_count:
         raise arrow_null_row(as_arrow(column), similarity_column, range(len(column)), "a similarity")
-    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
-        for i, value in enumerate(python_column(dataset.with_format("arrow")[:], similarity_column)):
-            check_number(value, row=i, column=similarity_column, what="a similarity (a number)")
-        raise RowError(  # pragma: no cover - every value passed: a numeric type pyarrow calls otherwise
-            f"expected a similarity (a number), found {column.type} values", column=similarity_column
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        sims = column.to_numpy().astype(np.float64)
+    else:  # e.g. a Json column (mixed types): decoded, each value checked, naming its row
+        values = python_column(
+            dataset.select_columns([similarity_column]).with_format("arrow")[:], similarity_column
         )
-    sims = column.to_numpy().astype(np.float64)
+        what = "a similarity (a number)"
+        sims = np.array(
+            [check_number(v, row=i, column=similarity_column, what=what) for i, v in enumerate(values)],
+            dtype=np.float64,
+        )
     first = first_non_finite(sims)
     if first is not None:
         raise RowError(

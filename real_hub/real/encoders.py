@@ -131,7 +131,9 @@ class CausalLMEncoder:
                 pool[k, :n] = 1.0 - torch.tensor(encoded["special_tokens_mask"][r], dtype=torch.float32)
             if bool((pool.sum(1) == 0).any()):
                 bad = int(rows[int((pool.sum(1) == 0).nonzero()[0])])
-                raise RowError(f"the response has no tokens besides special tokens: {texts[bad]!r}")
+                raise RowError(
+                    f"expected a response with a token besides special tokens, found {texts[bad][:60]!r}"
+                )
             with torch.inference_mode():
                 hidden = body(input_ids=ids.to(device), attention_mask=attn.to(device)).last_hidden_state
             hidden = hidden.float().cpu()

@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, Features, Value
 
-from ..arrays import column_names, normalise_rows, pair_matrix, python_column, ragged_vectors, raw_column
+from ..arrays import (
+    column_names,
+    finite_number_lists,
+    normalise_rows,
+    pair_matrix,
+    python_column,
+    ragged_vectors,
+    raw_column,
+)
 from ..errors import ColumnError, ConfigError, RowError
 from ..processor import EmittedRows, Processor, map_and_count
 from ..schema import (
@@ -94,8 +102,8 @@ class PairSimilarity(Processor):
         chosen, rejected = sides
         if chosen.shape[0] and chosen.shape != rejected.shape:
             raise ColumnError(
-                f"columns {self.chosen_column!r} and {self.rejected_column!r} hold embeddings of"
-                f" different sizes ({chosen.shape[1]} and {rejected.shape[1]}): embed both with one model"
+                f"columns {self.chosen_column!r} and {self.rejected_column!r}: expected embeddings of one"
+                f" size, found {chosen.shape[1]} and {rejected.shape[1]}; embed both with one model"
             )
         return {self.output_column: np.einsum("ij,ij->i", chosen, rejected).astype(np.float64)}
 
@@ -265,23 +273,25 @@ class SelectPairs(Processor):
         responses = python_column(batch, self.responses_column)
         has_scores = self.scores_column in column_names(batch)
         scores = python_column(batch, self.scores_column) if has_scores else [None] * len(prompts)
+        scores_ok = has_scores and finite_number_lists(raw_column(batch, self.scores_column))
         rows = []
         for i, (prompt, texts, row_scores) in enumerate(zip(prompts, responses, scores, strict=True)):
             label = row_label(i, indices)
             prompt = check_prompt(prompt, row=label)
             texts = check_text_list(texts, row=label, column=self.responses_column)
             if row_scores is not None:
-                row_scores = check_list(
-                    row_scores, row=label, column=self.scores_column, what="a list of scores"
-                )
+                if not scores_ok:
+                    row_scores = check_list(
+                        row_scores, row=label, column=self.scores_column, what="a list of scores"
+                    )
+                    for j, s in enumerate(row_scores):
+                        check_number(s, row=label, column=f"{self.scores_column}[{j}]")
                 if len(row_scores) != len(texts):
                     raise RowError(
                         f"expected one score per response ({len(texts)}), found {len(row_scores)} scores",
                         row=label,
                         column=self.scores_column,
                     )
-                for j, s in enumerate(row_scores):
-                    check_number(s, row=label, column=f"{self.scores_column}[{j}]", what="a number")
             first: dict[str, int] = {}
             for j, text in enumerate(texts):
                 first.setdefault(text, j)
