@@ -175,6 +175,8 @@ def response_text(value: Any) -> Any:
 
 def check_text_list(value: Any, *, row: int | str, column: str) -> list[str]:
     """Return ``value`` as a list of non-empty strings, else raise naming the row (and the item)."""
+    if type(value) is list and all(type(t) is str and t and not t.isspace() for t in value):
+        return list(value)  # the common case, checked in one pass; the loop below names what is wrong
     if not is_list(value):
         raise RowError(f"expected a list of strings, found {describe(value)}", row=row, column=column)
     for j, item in enumerate(value):
