@@ -264,14 +264,16 @@ def test_the_table_shows_the_start_of_chosen_and_rejected(folder_url, page, diss
 
 @pytest.mark.slow
 def test_the_diff_wraps_between_words(folder_url, page, dissimilar):
-    longest = max(range(len(dissimilar)), key=lambda i: len(dissimilar[i]["chosen"]))
+    from real_hub.validate import response_text  # a conversational response is its message's content
+
+    longest = max(range(len(dissimilar)), key=lambda i: len(response_text(dissimilar[i]["chosen"])))
     _open(page, folder_url, longest)
     sync_api.expect(page.locator("#rh-chosen")).to_contain_text(
-        " ".join(dissimilar[longest]["chosen"].split()[:4])
+        " ".join(response_text(dissimilar[longest]["chosen"]).split()[:4])
     )
     for selector, name in (("#rh-chosen", "chosen"), ("#rh-rejected", "rejected")):
         found = page.evaluate(WORD_LINES, selector)
-        assert [w for w, _ in found["words"]] == dissimilar[longest][name].split()
+        assert [w for w, _ in found["words"]] == response_text(dissimilar[longest][name]).split()
         assert [w for w, lines in found["words"] if lines > 1] == [], f"words cut across lines in {name}"
     assert page.evaluate(WORD_LINES, "#rh-chosen")["lines"] >= 3  # the text did wrap, several times
 
