@@ -130,3 +130,15 @@ def hub(hub_server_session, hub_cache_session, monkeypatch):
         datasets.config, "EXTRACTED_DATASETS_PATH", hub_cache_session / "datasets" / "downloads" / "extracted"
     )
     return hub_server_session
+
+
+@pytest.fixture(scope="session")
+def lm_dirs(tmp_path_factory):
+    """Tiny GPT-2 and Llama models saved to folders (two Llamas of different seeds, same tokenizer)."""
+    root = tmp_path_factory.mktemp("lms")
+    gtok, ltok = tiny_models.gpt2_tokenizer(), tiny_models.llama_tokenizer()
+    return {
+        "gpt2": str(tiny_models.save_tiny(tiny_models.tiny_gpt2(gtok), gtok, root / "gpt2")),
+        "llama": str(tiny_models.save_tiny(tiny_models.tiny_llama(ltok), ltok, root / "llama")),
+        "llama2": str(tiny_models.save_tiny(tiny_models.tiny_llama(ltok, seed=1), ltok, root / "llama2")),
+    }

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
-from tiny_models import gpt2_tokenizer, llama_tokenizer, save_tiny, tiny_gpt2, tiny_llama
 
 from real_hub import ConfigError, FormatError, load_curated, to_pairs
 from real_hub.cli.main import main
@@ -36,17 +35,6 @@ CANDIDATES = [
     },
     {"prompt": "Say hello.", "responses": ["Hello!", "Hello!"], "scores": [5.0, 5.0]},
 ]
-
-
-@pytest.fixture(scope="module")
-def lm_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lms")
-    gtok, ltok = gpt2_tokenizer(), llama_tokenizer()
-    return {
-        "gpt2": str(save_tiny(tiny_gpt2(gtok), gtok, root / "gpt2")),
-        "llama": str(save_tiny(tiny_llama(ltok), ltok, root / "llama")),
-        "llama2": str(save_tiny(tiny_llama(ltok, seed=1), ltok, root / "llama2")),
-    }
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 from datasets import Dataset, load_dataset
-from tiny_models import gpt2_tokenizer, llama_tokenizer, save_tiny, tiny_gpt2, tiny_llama
 
 from real_hub import ConfigError, GenerateResponses, SelectPairs, load_curated
 from real_hub.cli.main import main
@@ -31,17 +30,6 @@ def _one_thread():
     yield
     torch.set_num_threads(threads)
     clear_model_cache()
-
-
-@pytest.fixture(scope="module")
-def lm_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lms")
-    gtok, ltok = gpt2_tokenizer(), llama_tokenizer()
-    return {
-        "gpt2": str(save_tiny(tiny_gpt2(gtok), gtok, root / "gpt2")),
-        "llama": str(save_tiny(tiny_llama(ltok), ltok, root / "llama")),
-        "llama2": str(save_tiny(tiny_llama(ltok, seed=1), ltok, root / "llama2")),
-    }
 
 
 @pytest.fixture
