@@ -2,7 +2,8 @@
 
 Usage:
     python benchmarks/bench_scale.py --sizes 100000 300000 1000000 --json benchmarks/out/bench_scale.json
-    python benchmarks/bench_scale.py --sizes 2000 --engines datasets-1 ray     # a quick check
+    python benchmarks/bench_scale.py --sizes 2000 --engines datasets-1 ray --runs 1   # a quick check
+    python benchmarks/bench_scale.py --sizes 1000000 --runs 1 --cap-mb 3072     # does 1M fit in 3 GiB?
 
 Data: candidate rows (8 responses, 384-dim L2-normalised float32 embeddings declared as fixed-length
 lists, as EmbedResponses writes them) generated in Parquet shards of ``--shard-rows`` rows under
@@ -16,13 +17,18 @@ tree every 0.2 s):
                             or 2 and ``budget_filter(pairs, 0.5)``; caching of maps is off.
     ray                     ``ray.init(num_cpus=2)`` (not timed), ``ray.data.read_parquet(shards)``, then
                             ``map_batches(SelectPairs(keep_skipped=True), batch_format="pyarrow")``, the
-                            pair rows streamed back to the driver, skips dropped, ``budget_filter(0.5)``:
-                            what ``curate(engine="ray")`` does.
+                            pair rows (embeddings dropped on the cluster) streamed to a memory-mapped
+                            Arrow file on the driver's disk, skips dropped, ``budget_filter(0.5)``:
+                            what ``curate(engine="ray")`` does (``real_hub.scale.ray_engine.collect``).
 
 Timed: from the start of selection to the budget's kept pairs (rows/s = candidate rows / seconds).
 Memory: peak over the run of the summed RSS of the child and all its descendants (Ray's raylet, GCS and
-workers included), and the summed RssAnon (RSS less file-backed and shared pages: memory-mapped Arrow
-files and Ray's shared-memory object store count in RSS but not here).
+workers included), and its parts: RssAnon (the processes' own heap), RssFile (file pages mapped in:
+memory-mapped Arrow files, shared libraries) and RssShmem (Ray's shared-memory object store).
+``--cap-mb N`` runs each child in a cgroup v1 memory group of N MiB (root only): a run that finishes
+there needs no more than N MiB, whatever its RSS, since the kernel reclaims clean file pages first.
+Each cell is run ``--runs`` times (engines interleaved); the summary gives medians and the ratios of the
+largest to the smallest size.
 """
 
 from __future__ import annotations
@@ -113,13 +119,11 @@ def run_datasets(shards: list[str], num_proc: int, cache: str) -> dict:
 def run_ray(shards: list[str]) -> dict:
     import logging
 
-    import pyarrow as pa
     import ray
-    from datasets import Dataset
-    from datasets.table import InMemoryTable
 
     from real_hub import SelectPairs, budget_filter
     from real_hub.processor import drop_skipped
+    from real_hub.scale.ray_engine import EMBEDDING_COLUMNS, collect
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     context = ray.data.DataContext.get_current()
@@ -130,8 +134,8 @@ def run_ray(shards: list[str]) -> dict:
     pairs = ds.map_batches(
         SelectPairs("dissimilar", keep_skipped=True), batch_size=1000, batch_format="pyarrow"
     )
-    tables = list(pairs.iter_batches(batch_format="pyarrow", batch_size=None))
-    rows, skipped = drop_skipped(Dataset(InMemoryTable(pa.concat_tables(tables))))
+    # as curate(engine="ray"): embeddings dropped on the cluster, pair rows streamed to a memory-mapped file
+    rows, skipped = drop_skipped(collect(pairs, drop=EMBEDDING_COLUMNS))
     kept, budget = budget_filter(rows, 0.5)
     seconds = time.perf_counter() - start
     n = ds.count()
@@ -151,39 +155,70 @@ def child(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------------------------ parent
 
 
-def tree_memory(pid: int) -> tuple[int, int]:
-    """Summed RSS and RssAnon (bytes) of ``pid`` and all its descendants."""
+MEMORY_FIELDS = {"VmRSS:": "rss", "RssAnon:": "anon", "RssFile:": "file", "RssShmem:": "shmem"}
+
+
+def tree_memory(pid: int) -> dict[str, int]:
+    """Summed VmRSS, RssAnon, RssFile and RssShmem (bytes) of ``pid`` and all its descendants."""
     import psutil
 
+    out = dict.fromkeys(MEMORY_FIELDS.values(), 0)
     try:
         procs = [psutil.Process(pid)]
         procs += procs[0].children(recursive=True)
     except psutil.NoSuchProcess:
-        return 0, 0
-    rss = anon = 0
+        return out
     for p in procs:
         try:
             with open(f"/proc/{p.pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
-                        rss += int(line.split()[1]) * 1024
-                    elif line.startswith("RssAnon:"):
-                        anon += int(line.split()[1]) * 1024
+                    key = MEMORY_FIELDS.get(line.split(" ", 1)[0].split("\t", 1)[0])
+                    if key is not None:
+                        out[key] += int(line.split()[1]) * 1024
         except OSError:
             continue
-    return rss, anon
+    return out
 
 
-def measured_run(engine: str, shards: Path, cache: Path) -> dict:
+def memory_cgroup(cap_mb: int | None) -> Path | None:
+    """A cgroup (v1 memory controller) capping a run at ``cap_mb`` MiB of charged memory, or None.
+
+    Charged memory includes the page cache a run reads, but the kernel reclaims clean file pages before it
+    kills anything: a run that finishes under the cap does not need more than the cap, whatever its RSS.
+    """
+    if cap_mb is None:
+        return None
+    group = Path(f"/sys/fs/cgroup/memory/bench-scale-{os.getpid()}")
+    try:
+        group.mkdir(exist_ok=True)
+        (group / "memory.limit_in_bytes").write_text(str(cap_mb * 2**20))
+        swap = group / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(cap_mb * 2**20))
+    except OSError as err:
+        raise SystemExit(f"--cap-mb needs a writable cgroup v1 memory controller (root): {err}") from None
+    return group
+
+
+def measured_run(engine: str, shards: Path, cache: Path, group: Path | None = None) -> dict:
     command = [sys.executable, __file__, "--child", engine, "--shards", str(shards), "--cache", str(cache)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = {"rss": 0, "anon": 0}
+    enter = None
+    if group is not None:
+        procs = group / "cgroup.procs"
+
+        def enter() -> None:
+            procs.write_text(str(os.getpid()))
+
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=enter
+    )
+    peak = dict.fromkeys(MEMORY_FIELDS.values(), 0)
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            rss, anon = tree_memory(proc.pid)
-            peak["rss"], peak["anon"] = max(peak["rss"], rss), max(peak["anon"], anon)
+            for key, value in tree_memory(proc.pid).items():
+                peak[key] = max(peak[key], value)
             time.sleep(0.2)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -193,11 +228,57 @@ def measured_run(engine: str, shards: Path, cache: Path) -> dict:
     thread.join()
     lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
+        if group is not None:
+            failed = f"exit {proc.returncode} under the memory cap"
+            return {"engine": engine, "failed": failed, **_peaks(peak)}
         raise RuntimeError(f"{engine} failed ({proc.returncode}):\n{err[-3000:]}")
     result = json.loads(lines[-1][len("RESULT ") :])
-    result.update(engine=engine, peak_rss_mb=peak["rss"] / 2**20, peak_anon_mb=peak["anon"] / 2**20)
+    result.update(engine=engine, **_peaks(peak))
+    if group is not None:
+        result["cgroup_max_usage_mb"] = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
+        (group / "memory.max_usage_in_bytes").write_text("0")
     result["rows_per_s"] = result["rows"] / result["seconds"]
     return result
+
+
+def _peaks(peak: dict[str, int]) -> dict[str, float]:
+    return {f"peak_{key}_mb": round(value / 2**20, 1) for key, value in peak.items()}
+
+
+def summarize_runs(runs: list[dict]) -> list[dict]:
+    """Median seconds, rows/s and peaks per (size, engine); ratios of 1M-style largest to smallest size."""
+    import statistics
+
+    cells: dict[tuple[str, int], list[dict]] = {}
+    for run in runs:
+        if "failed" not in run:
+            cells.setdefault((run["engine"], run["size"]), []).append(run)
+    out = []
+    for (engine, size), group in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        row = {"engine": engine, "size": size, "runs": len(group)}
+        for key in ("seconds", "rows_per_s", *(f"peak_{k}_mb" for k in MEMORY_FIELDS.values())):
+            row[key] = round(statistics.median(r[key] for r in group), 2)
+        out.append(row)
+    for engine in {r["engine"] for r in out}:
+        sizes = sorted((r for r in out if r["engine"] == engine), key=lambda r: r["size"])
+        small, large = sizes[0], sizes[-1]
+        if small is large:
+            continue
+        out.append(
+            {
+                "engine": engine,
+                "ratio": f"{large['size']} / {small['size']}",
+                "time_per_row": round(
+                    (large["seconds"] / large["size"]) / (small["seconds"] / small["size"]), 3
+                ),
+                **{
+                    f"peak_{k}": round(large[f"peak_{k}_mb"] / small[f"peak_{k}_mb"], 3)
+                    for k in MEMORY_FIELDS.values()
+                    if small[f"peak_{k}_mb"]
+                },
+            }
+        )
+    return out
 
 
 def warm_cache(shards: Path, cache: Path) -> float:
@@ -224,6 +305,8 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--runs", type=int, default=3, help="Runs per cell, engines interleaved (medians).")
+    parser.add_argument("--cap-mb", type=int, default=None, help="Run each child in a memory cgroup (MiB).")
     parser.add_argument("--shard-rows", type=int, default=50_000)
     parser.add_argument("--data-dir", default=None, help="Where the shards go (default: a temporary folder).")
     parser.add_argument("--json", default=None, help="Write the results here (updated after every run).")
@@ -243,8 +326,10 @@ def main() -> None:
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "load_before": uptime(),
+        "cap_mb": args.cap_mb,
         "runs": [],
     }
+    group = memory_cgroup(args.cap_mb)
     for size in args.sizes:
         folder, cache = root / f"rows-{size}", root / f"cache-{size}"
         start = time.perf_counter()
@@ -255,18 +340,22 @@ def main() -> None:
             print(
                 f"{size} rows: datasets' Arrow cache built in {warm_cache(folder, cache):.0f} s", flush=True
             )
-        for engine in args.engines:
-            result = measured_run(engine, folder, cache)
-            result.update(size=size, load=uptime())
-            report["runs"].append(result)
-            print(json.dumps(result), flush=True)
-            if args.json:
-                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.json).write_text(json.dumps(report, indent=2))
+        for repeat in range(args.runs):
+            for engine in args.engines:
+                result = measured_run(engine, folder, cache, group)
+                result.update(size=size, repeat=repeat, load=uptime())
+                report["runs"].append(result)
+                print(json.dumps(result), flush=True)
+                if args.json:
+                    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                    Path(args.json).write_text(json.dumps(report, indent=2))
         if not args.keep_data:
             shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(cache, ignore_errors=True)
     report["load_after"] = uptime()
+    report["summary"] = summarize_runs(report["runs"])
+    if group is not None:
+        group.rmdir()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -440,15 +440,14 @@ def _on_ray(
     source: Any, name: str, strategy: str, opts: CurateOptions, timer: _Timer
 ) -> tuple[Dataset, CurateReport, str]:
     """The per-row steps on Ray Data (:mod:`real_hub.scale.ray_engine`), the global ones here."""
-    from datasets.table import InMemoryTable
-
     from .scale.ray_engine import run_on_ray
 
     run = run_on_ray(source, opts)
     timer.seconds.update(run.seconds)
     timer.lap("collect")
     report = CurateReport(source=name, shape=run.shape, conversion=run.conversion)
-    data = Dataset(InMemoryTable(run.rows))
+    assert run.rows is not None
+    data = run.rows
     if run.shape == "candidates":  # SelectPairs ran on Ray with keep_skipped: count and drop here
         data, skipped = drop_skipped(data)
         report.selection = SelectionReport(

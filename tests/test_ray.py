@@ -349,11 +349,6 @@ def test_curate_on_ray_gives_the_default_engines_pairs_and_report(ray_local, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known gap: Ray embeds in other batches than datasets' map, so MiniLM's embeddings differ in the "
-    "last bits and near-tied pairs at the budget's cut can swap; an exact match needs the same batches",
-    strict=False,
-)
 def test_curate_on_ray_whole_hh_file_at_budget_035(ray_local, tmp_path):
     default, on_ray = _curate_both(tmp_path, str(HH), budget=0.35)
     _assert_same_curation(tmp_path, default, on_ray)

@@ -5,7 +5,9 @@ are read by Ray read tasks, one per file, in chunks numbered with the row's posi
 (the index ``Dataset.map`` would pass, so ``source_id`` and error messages are the default engine's).
 Conversion, embedding (one model per actor), Dr.SoW rewards (one pair of models per actor), pair
 similarity and per-prompt selection run on the cluster with the very processors ``Dataset.map`` uses.
-The rows come back to the driver in source order, without embeddings unless asked for, and the global
+The models get the batches ``Dataset.map`` gives them (the kept rows re-blocked to ``batch_size``), so
+their outputs are equal to the bit. The rows stream back to a memory-mapped Arrow file on the driver's
+disk in source order, without embeddings unless asked for (:func:`collect`), and the global
 steps (the budget's threshold over the whole dataset, labelling, skip counts) run there with the default
 engine's own functions, so the kept pairs, their order and every statistic are the same.
 
@@ -15,6 +17,7 @@ install the extra.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import hashlib
@@ -22,11 +25,15 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
+import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,6 +45,9 @@ from ..convert.report import ConversionReport
 from ..errors import ClusterError, ConfigError, FormatError, RealHubError, RowError
 from ..schema import NOTES, SKIP
 from .files import INDEX_COLUMN, count_rows, locate_row, numbered_chunks, offsets_of, resolve_files, to_pydict
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -259,11 +269,11 @@ class RayRun:
     conversion: ConversionReport
     files: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
-    rows: pa.Table | None = None
+    rows: Dataset | None = None
 
 
 def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
-    """Read, convert, embed, (reward), score or select on Ray; the rows come back as one Arrow table.
+    """Read, convert, embed, (reward), score or select on Ray; the rows come back as a disk-backed Dataset.
 
     ``opts`` is a :class:`~real_hub.pipeline.CurateOptions`. Rows come back in source order, with a
     ``skip_reason`` column from :class:`~real_hub.SelectPairs` for candidates.
@@ -338,8 +348,17 @@ def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
 
     actors = max(1, int(opts.num_proc or 1))
     gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-    model_step = {"batch_size": chunk, "batch_format": "pyarrow", "concurrency": actors, "num_gpus": gpus}
-    data = read.map_batches(convert.kept, batch_format="pyarrow")
+    model_step = {
+        "batch_size": chunk,
+        "batch_format": "pyarrow",
+        "compute": ray.data.ActorPoolStrategy(size=actors),
+        "num_gpus": gpus,
+    }
+    data = read.map_batches(convert.kept, batch_format="pyarrow", batch_size=None)
+    # The models see the batches Dataset.map gives them (kept rows 0..B-1, B..2B-1, ...): a text's
+    # embedding depends, in its last bits, on the other texts padded into its batch, so equal batches are
+    # what makes both engines' similarities, budget cut and card statistics equal to the bit.
+    data = data.repartition(target_num_rows_per_block=chunk, strict=True)
     data = data.map_batches(
         EmbedResponses,
         fn_constructor_kwargs={"model": opts.embedder, "backend": opts.embed_backend},
@@ -366,20 +385,97 @@ def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
             keep_skipped=True,
         )
         data = data.map_batches(selector, batch_size=chunk, batch_format="pyarrow")
-    embeddings = ("chosen_embedding", "rejected_embedding", "responses_embedding")
-    tables = []
+    drop = () if opts.keep_embeddings else EMBEDDING_COLUMNS
     with user_errors():
-        for table in data.iter_batches(batch_format="pyarrow", batch_size=None):
-            if not opts.keep_embeddings:
-                table = table.drop_columns([c for c in embeddings if c in table.column_names])
-            tables.append(table)
-    if not tables:
+        rows = collect(data, drop=drop, description=f"rows from {', '.join(files[:3])}")
+    if rows is None:
         raise FormatError(f"no rows left after converting {', '.join(files)} (skipped: {dict(skipped)})")
-    rows = pa.concat_tables(tables, promote_options="permissive")
-    order = pc.sort_indices(rows.column(INDEX_COLUMN))  # stable: rows of one prompt keep their order
-    rows = rows.take(order).drop_columns([INDEX_COLUMN])
     lap("ray")
     return RayRun(kind, shape, conversion, files, seconds, rows)
+
+
+#: Embedding columns the engine leaves on the cluster unless ``keep_embeddings``.
+EMBEDDING_COLUMNS = ("chosen_embedding", "rejected_embedding", "responses_embedding")
+
+
+def collect(
+    data: Any,
+    *,
+    drop: Sequence[str] = (),
+    directory: str | os.PathLike[str] | None = None,
+    description: str = "rows",
+) -> Dataset | None:
+    """A Ray dataset's rows as a ``datasets.Dataset`` backed by one Arrow file on the driver's disk.
+
+    The rows stream to the file block by block (the columns in ``drop`` are dropped on the cluster,
+    before they travel), so the driver's memory does not grow with the data: the result is memory-mapped
+    as the default engine's datasets are. Rows keep the order of :data:`INDEX_COLUMN` when the dataset
+    has it (Ray preserves order when asked; if blocks still arrive out of order they are sorted, stably),
+    and that column is removed. ``directory`` (default: a temporary folder removed when Python exits)
+    also receives the cache files of later ``map`` calls. ``None`` when there are no rows.
+    """
+    from datasets import Dataset
+
+    if drop:
+        data = data.map_batches(
+            functools.partial(_drop_columns, columns=tuple(drop)), batch_format="pyarrow", batch_size=None
+        )
+    folder = Path(directory) if directory is not None else _scratch_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"ray-rows-{uuid.uuid4().hex}.arrow"
+    writer: pa.RecordBatchStreamWriter | None = None
+    ordered, last = True, -1
+    try:
+        for table in data.iter_batches(batch_format="pyarrow", batch_size=None):
+            if table.num_rows == 0:
+                continue
+            if writer is None:
+                schema = table.schema
+                writer = pa.ipc.new_stream(str(path), schema)
+            elif table.schema != schema:
+                table = _conform(table, schema, description)
+            if INDEX_COLUMN in table.column_names and ordered:
+                index = table.column(INDEX_COLUMN).to_numpy()
+                ordered = bool(index[0] >= last and (len(index) < 2 or (index[1:] >= index[:-1]).all()))
+                last = int(index[-1])
+            for batch in table.to_batches():
+                writer.write_batch(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        path.unlink(missing_ok=True)
+        return None
+    rows = Dataset.from_file(str(path))
+    if INDEX_COLUMN not in rows.column_names:
+        return rows
+    if not ordered:
+        logger.info("Ray returned blocks out of order: sorting %d rows by their source row", len(rows))
+        rows = rows.sort(INDEX_COLUMN)  # stable: the pairs of one prompt keep their order
+    return rows.remove_columns(INDEX_COLUMN)
+
+
+def _drop_columns(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    return table.drop_columns([c for c in columns if c in table.column_names])
+
+
+def _conform(table: pa.Table, schema: pa.Schema, description: str) -> pa.Table:
+    """``table`` with the columns and types of the first block (Ray may infer a block's types alone)."""
+    if set(table.column_names) != set(schema.names):
+        raise FormatError(
+            f"{description}: a block has columns {table.column_names}, the first had {schema.names}"
+        )
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise FormatError(f"{description}: a block's types do not match the first block's: {err}") from None
+
+
+@functools.cache
+def _scratch_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="real-hub-ray-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _schema(path: str, data_format: str) -> pa.Schema:
@@ -388,4 +484,4 @@ def _schema(path: str, data_format: str) -> pa.Schema:
     return read_table(path, data_format).schema
 
 
-__all__ = ["RAY_EXTRA", "connect", "require_ray", "run_on_ray", "user_errors"]
+__all__ = ["RAY_EXTRA", "collect", "connect", "require_ray", "run_on_ray", "user_errors"]
