@@ -203,8 +203,10 @@ def memory_cgroup(cap_mb: int | None) -> Path | None:
 def measured_run(engine: str, shards: Path, cache: Path, group: Path | None = None) -> dict:
     command = [sys.executable, __file__, "--child", engine, "--shards", str(shards), "--cache", str(cache)]
     enter = None
+    dropped = None
     if group is not None:
         procs = group / "cgroup.procs"
+        dropped = drop_page_cache()  # else pages read before (warm_cache) stay charged to another group
 
         def enter() -> None:
             procs.write_text(str(os.getpid()))
@@ -236,9 +238,22 @@ def measured_run(engine: str, shards: Path, cache: Path, group: Path | None = No
     result.update(engine=engine, **_peaks(peak))
     if group is not None:
         result["cgroup_max_usage_mb"] = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
+        result["cgroup_limit_hits"] = int((group / "memory.failcnt").read_text())
+        result["page_cache_dropped"] = dropped
+        (group / "memory.failcnt").write_text("0")
         (group / "memory.max_usage_in_bytes").write_text("0")
     result["rows_per_s"] = result["rows"] / result["seconds"]
     return result
+
+
+def drop_page_cache() -> bool:
+    """Empty the page cache (root only), so a capped run is charged for every file page it reads."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("1")
+        return True
+    except OSError:
+        return False
 
 
 def _peaks(peak: dict[str, int]) -> dict[str, float]:

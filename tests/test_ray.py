@@ -373,6 +373,84 @@ def test_curate_on_ray_candidates_with_globs(ray_local, tmp_path, gpt2_lm_dir):
     assert on_ray.report.conversion == default.report.conversion
 
 
+class _RecordBatches:
+    """An actor that answers each batch with its first source row and its size."""
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        index = table.column("__index").to_pylist()
+        return pa.table({"first": [index[0]], "size": [len(index)]})
+
+
+def test_models_get_the_batches_dataset_map_gives_them(ray_local):
+    """Kept rows in ragged blocks (skips removed) reach an actor in Dataset.map's batches of B rows."""
+    from real_hub.scale.files import INDEX_COLUMN
+    from real_hub.scale.ray_engine import model_batches
+
+    kept = [i for i in range(80) if i % 7 != 3 and i not in (20, 21, 22, 23)]  # skipped source rows
+    blocks, start = [], 0
+    for size in (3, 10, 1, 0, 7, 20, 5, 9, 11):  # the blocks a reader and a converter might leave
+        part = kept[start : start + size]
+        blocks.append(
+            pa.table({INDEX_COLUMN: pa.array(part, type=pa.int64()), "x": [float(i) for i in part]})
+        )
+        start += size
+    blocks.append(
+        pa.table({INDEX_COLUMN: pa.array(kept[start:], type=pa.int64()), "x": [0.0] * (len(kept) - start)})
+    )
+    data = model_batches(ray.data.from_arrow(blocks), 8).map_batches(
+        _RecordBatches, batch_size=8, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1)
+    )
+    got = [(r["first"], r["size"]) for r in data.iter_rows()]
+    expected = [(kept[k], len(kept[k : k + 8])) for k in range(0, len(kept), 8)]  # Dataset.map's batches
+    assert got == expected
+
+
+def test_collect_streams_rows_to_a_memory_mapped_dataset_in_source_order(ray_local, tmp_path):
+    """Blocks out of order are sorted by source row (stably), dropped columns never arrive, types agree."""
+    from real_hub.scale.files import INDEX_COLUMN
+    from real_hub.scale.ray_engine import collect
+
+    def block(index, reasons):
+        return pa.table(
+            {
+                INDEX_COLUMN: pa.array(index, type=pa.int64()),
+                "pair": [f"pair {i}.{k}" for k, i in enumerate(index)],
+                "skip_reason": pa.array(reasons),  # an all-None block infers the null type
+                "chosen_embedding": [[float(i)] * 4 for i in index],
+            }
+        )
+
+    blocks = [block([4, 4, 5], [None, None, "too_short"]), block([0, 1, 1], [None] * 3), block([7], ["x"])]
+    rows = collect(ray.data.from_arrow(blocks), drop=["chosen_embedding"], directory=tmp_path)
+    assert rows.column_names == ["pair", "skip_reason"]
+    assert rows["pair"] == [
+        "pair 0.0",
+        "pair 1.1",
+        "pair 1.2",
+        "pair 4.0",
+        "pair 4.1",
+        "pair 5.2",
+        "pair 7.0",
+    ]
+    assert rows["skip_reason"] == [None, None, None, None, None, "too_short", "x"]
+    assert rows.features["skip_reason"].dtype == "string"
+    assert {Path(f["filename"]).parent for f in rows.cache_files} == {tmp_path}  # on disk, memory-mapped
+
+    assert collect(ray.data.from_arrow([block([], [])]), directory=tmp_path) is None
+
+
+def test_curate_on_ray_returns_rows_backed_by_files(ray_local, tmp_path, gpt2_lm_dir):
+    from real_hub.pipeline import CurateOptions
+    from real_hub.scale.ray_engine import run_on_ray
+
+    source = str(hh_file(tmp_path / "hh.jsonl.gz"))
+    opts = CurateOptions(embedder=str(gpt2_lm_dir), embed_backend="causal-lm", engine="ray", batch_size=16)
+    run = run_on_ray(source, opts)
+    assert run.rows.cache_files  # not an in-memory table on the driver
+    assert "chosen_embedding" not in run.rows.column_names  # left on the cluster
+    assert len(run.rows) == run.conversion.rows_out == 58
+
+
 def test_a_malformed_row_is_named_by_file_and_row_by_both_engines(ray_local, tmp_path, capsys):
     import json
 
@@ -431,3 +509,56 @@ def test_an_unreachable_ray_address_is_one_line_within_30_seconds(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert done.returncode != 0 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: cannot reach the Ray cluster at 127.0.0.1:{port}")
+
+
+@pytest.mark.slow
+def test_curate_joins_the_cluster_named_by_ray_address(tmp_path, gpt2_lm_dir):
+    """A real Ray head on a free port: --ray-address joins it and the pairs equal the default engine's."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from datasets import load_dataset
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("RAY_ADDRESS", None)
+    env["RAY_AUTH_MODE"] = "disabled"  # a loopback cluster of this test: no token to share with the driver
+    # its own temp dir (short: Unix socket paths), so its address file does not outlive it in /tmp/ray,
+    # where a later ray.init() on this machine would try to join the stopped cluster
+    temp = tempfile.mkdtemp(prefix="rh-ray-")
+    start = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+    start += [f"--temp-dir={temp}", "--block"]
+    head = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+                time.sleep(1)
+        source = str(hh_file(tmp_path / "hh.jsonl.gz"))
+        options = ["--embedder", str(gpt2_lm_dir), "--embed-backend", "causal-lm", "--budget", "0.5"]
+        command = [sys.executable, "-m", "real_hub.cli.main", "curate", source, *options]
+        runs = {}
+        for engine in ("datasets", "ray"):
+            out = tmp_path / engine
+            flags = ["--engine", engine, "--output-dir", str(out)]
+            flags += ["--ray-address", f"127.0.0.1:{port}"] if engine == "ray" else []
+            done = subprocess.run([*command, *flags], env=env, capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-3000:]
+            runs[engine] = (done.stderr, load_dataset(str(out), "dissimilar", split="train").to_list())
+        assert f"Ray: joined the cluster at 127.0.0.1:{port}, 2 CPUs" in runs["ray"][0]
+        assert runs["ray"][1] == runs["datasets"][1] and len(runs["ray"][1]) == 29
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)

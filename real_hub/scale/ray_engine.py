@@ -83,6 +83,13 @@ def connect(address: str | None = None, *, timeout: float = CONNECT_TIMEOUT) -> 
     except Exception as err:  # Ray raises many types here: one line naming the address
         where = address or "this machine"
         raise ClusterError(f"cannot start or join Ray at {where}: {_one_line(err)}") from None
+    resources = ray.cluster_resources()
+    logger.info(
+        "Ray: %s, %d CPUs, %d GPUs",
+        f"joined the cluster at {address}" if address not in (None, "local") else "started on this machine",
+        resources.get("CPU", 0),
+        resources.get("GPU", 0),
+    )
 
 
 def _probe(address: str, timeout: float) -> None:
@@ -354,11 +361,7 @@ def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
         "compute": ray.data.ActorPoolStrategy(size=actors),
         "num_gpus": gpus,
     }
-    data = read.map_batches(convert.kept, batch_format="pyarrow", batch_size=None)
-    # The models see the batches Dataset.map gives them (kept rows 0..B-1, B..2B-1, ...): a text's
-    # embedding depends, in its last bits, on the other texts padded into its batch, so equal batches are
-    # what makes both engines' similarities, budget cut and card statistics equal to the bit.
-    data = data.repartition(target_num_rows_per_block=chunk, strict=True)
+    data = model_batches(read.map_batches(convert.kept, batch_format="pyarrow", batch_size=None), chunk)
     data = data.map_batches(
         EmbedResponses,
         fn_constructor_kwargs={"model": opts.embedder, "backend": opts.embed_backend},
@@ -392,6 +395,18 @@ def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
         raise FormatError(f"no rows left after converting {', '.join(files)} (skipped: {dict(skipped)})")
     lap("ray")
     return RayRun(kind, shape, conversion, files, seconds, rows)
+
+
+def model_batches(data: Any, batch_size: int) -> Any:
+    """``data`` in blocks of exactly ``batch_size`` rows (the last one may be short), in order.
+
+    ``map_batches(..., batch_size=batch_size)`` then gives a model the batches ``Dataset.map`` gives it
+    (rows ``0..B-1``, ``B..2B-1``, ...). That matters: a text's embedding (or log-probability) depends, in
+    its last bits, on the other texts padded into its batch, and Ray's own blocks follow the source's
+    chunks less their skipped rows. Equal batches make both engines' similarities, budget cut and card
+    statistics equal to the bit.
+    """
+    return data.repartition(target_num_rows_per_block=batch_size, strict=True)
 
 
 #: Embedding columns the engine leaves on the cluster unless ``keep_embeddings``.
@@ -484,4 +499,4 @@ def _schema(path: str, data_format: str) -> pa.Schema:
     return read_table(path, data_format).schema
 
 
-__all__ = ["RAY_EXTRA", "collect", "connect", "require_ray", "run_on_ray", "user_errors"]
+__all__ = ["RAY_EXTRA", "collect", "connect", "model_batches", "require_ray", "run_on_ray", "user_errors"]
