@@ -123,7 +123,8 @@ def run_ray(shards: list[str]) -> dict:
 
     from real_hub import SelectPairs, budget_filter
     from real_hub.processor import drop_skipped
-    from real_hub.scale.ray_engine import EMBEDDING_COLUMNS, collect
+    from real_hub.scale.ray_engine import collect
+    from real_hub.schema import EMBEDDING_COLUMNS
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     context = ray.data.DataContext.get_current()

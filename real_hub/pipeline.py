@@ -36,11 +36,9 @@ from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses
 from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy, select_pairs
 from .reporting import library_versions, summarize
-from .schema import CHOSEN, NO_RESPONSES, PROMPT, REJECTED, RESPONSES, embedding_column
+from .schema import EMBEDDING_COLUMNS, NO_RESPONSES, PROMPT, RESPONSES
 
 logger = logging.getLogger(__name__)
-
-EMBEDDING_COLUMNS = tuple(embedding_column(c) for c in (CHOSEN, REJECTED, RESPONSES))
 
 
 def _option(default: Any, help: str, **cli: Any) -> Any:

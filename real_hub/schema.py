@@ -57,6 +57,10 @@ def embedding_column(column: str) -> str:
     return f"{column}_embedding"
 
 
+#: The embedding columns of pairs and candidates (dropped from curated output unless asked to keep them).
+EMBEDDING_COLUMNS = tuple(embedding_column(c) for c in (CHOSEN, REJECTED, RESPONSES))
+
+
 # ------------------------------------------------------------------------------------------ skip reasons
 
 # converters

@@ -43,7 +43,7 @@ from ..convert.dataset import ConversionPlan, conversion_plan
 from ..convert.detect import PAIR_SOURCES, detect_source
 from ..convert.report import ConversionReport
 from ..errors import ClusterError, ConfigError, FormatError, RealHubError, RowError
-from ..schema import NOTES, SKIP
+from ..schema import EMBEDDING_COLUMNS, NOTES, SKIP
 from .files import INDEX_COLUMN, count_rows, locate_row, numbered_chunks, offsets_of, resolve_files, to_pydict
 
 if TYPE_CHECKING:
@@ -407,10 +407,6 @@ def model_batches(data: Any, batch_size: int) -> Any:
     statistics equal to the bit.
     """
     return data.repartition(target_num_rows_per_block=batch_size, strict=True)
-
-
-#: Embedding columns the engine leaves on the cluster unless ``keep_embeddings``.
-EMBEDDING_COLUMNS = ("chosen_embedding", "rejected_embedding", "responses_embedding")
 
 
 def collect(
