@@ -128,6 +128,16 @@ def _in_hub_cache(repo_id: str, revision: str | None) -> bool:
     return False
 
 
+_LOGGED: set[tuple[str, ...]] = set()
+
+
+def _log_once(key: tuple[str, ...], message: str, *args: Any) -> None:
+    """Log ``message`` at INFO the first time ``key`` is seen in this process (resolution repeats)."""
+    if key not in _LOGGED:
+        _LOGGED.add(key)
+        logger.info(message, *args)
+
+
 def resolve_model(name: str, revision: str | None = None, *, gguf_file: str | None = None) -> ResolvedModel:
     """Find where ``name`` loads from: a local path, the Hub, or a packaged offline copy."""
     local = Path(name).expanduser()
@@ -153,14 +163,20 @@ def resolve_model(name: str, revision: str | None = None, *, gguf_file: str | No
         if reachable:
             return ResolvedModel(name, name, "hub", revision, gguf_file)
         if _in_hub_cache(name, revision):
-            logger.info("The Hub cannot be reached (%s); loading %s from the local cache", reason, name)
+            _log_once(
+                ("hub-cache", name),
+                "The Hub cannot be reached (%s); loading %s from the local cache",
+                reason,
+                name,
+            )
             return ResolvedModel(name, name, "hub", revision, gguf_file)
 
     packaged = PACKAGED_MODELS.get(name)
     if packaged is not None and revision is None:
         folder = packaged.locate()
         if folder is not None and folder.exists():
-            logger.info(
+            _log_once(
+                ("packaged", name, str(folder)),
                 "The Hub cannot be reached (%s); using the copy of %s installed by %s at %s",
                 reason,
                 name,
@@ -256,6 +272,37 @@ def _torch_dtype(dtype: str | None) -> Any:
         raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}") from None
 
 
+def from_gguf(resolved: ResolvedModel) -> ResolvedModel:
+    """A GGUF model as an ordinary transformers folder, converted once and cached; any other as it is.
+
+    The GGUF file is dequantised to float32 once, and saved with its config (``model_type`` included),
+    safetensors weights and tokenizer under :func:`~real_hub.cache.cache_root` ``/gguf/``; later loads read
+    that folder in seconds, and so can other libraries (TRL's trainers rebuild a reference model from
+    ``config._name_or_path``, which must be such a folder).
+    """
+    if not resolved.gguf_file:
+        return resolved
+    from .cache import derived_folder, publish
+
+    folder = derived_folder("gguf", resolved, {"gguf_file": resolved.gguf_file, "dtype": "float32"})
+    if not (folder / "config.json").exists():
+        logger.info(
+            "Converting %s (%s) to a plain transformers folder, once: %s",
+            resolved.name,
+            resolved.gguf_file,
+            folder,
+        )
+        publish(lambda scratch: _save_dequantised(resolved, scratch), folder)
+    return ResolvedModel(resolved.name, str(folder), resolved.source, None, None)
+
+
+def _save_dequantised(resolved: ResolvedModel, target: Path) -> None:
+    """Dequantise the GGUF model of ``resolved`` to float32 and save it, tokenizer included, in ``target``."""
+    model, tokenizer = _read_causal_lm(resolved, "float32", trust_remote_code=False)
+    model.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+
+
 def read_causal_lm(
     name: str,
     *,
@@ -266,13 +313,20 @@ def read_causal_lm(
 ) -> tuple[Any, Any]:
     """Load a fresh ``(model, tokenizer)`` on the CPU, uncached (for training, which changes the weights).
 
-    A GGUF file is dequantised on load; the model is then an ordinary model of ``dtype`` and trainable, so
-    the GGUF quantizer marker that would make ``Trainer`` refuse it is dropped.
+    A GGUF model is read from its plain folder (:func:`from_gguf`, converted on first use).
     """
     resolved = resolve_model(name, revision, gguf_file=gguf_file)
     check_remote_code(resolved, trust_remote_code)
+    return _read_causal_lm(from_gguf(resolved), dtype, trust_remote_code=trust_remote_code)
+
+
+def _read_causal_lm(
+    resolved: ResolvedModel, dtype: str | None, *, trust_remote_code: bool
+) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from where ``resolved`` says, in eval mode; a GGUF file is dequantised."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    name = resolved.name
     kwargs: dict[str, Any] = {"revision": resolved.revision, "trust_remote_code": trust_remote_code}
     if resolved.gguf_file:
         kwargs["gguf_file"] = resolved.gguf_file

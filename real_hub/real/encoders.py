@@ -14,20 +14,17 @@ which is how tests pass tiny ones (and how the embedding router reuses an embedd
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..cache import derived_folder, publish
 from ..errors import ConfigError, MissingExtraError, RowError
 from ..models import ResolvedModel, cached, check_remote_code, load_sentence_transformer, resolve_model
 
@@ -171,57 +168,6 @@ def require(module: str) -> Any:
         ) from None
 
 
-def cache_root() -> Path:
-    """Where derived models (distilled static models, ONNX exports) are kept.
-
-    ``$REAL_HUB_CACHE`` if set, else ``$HF_HOME/real_hub`` (by default ``~/.cache/huggingface/real_hub``).
-    """
-    env = os.environ.get("REAL_HUB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HOME).expanduser() / "real_hub"
-
-
-def _source_signature(resolved: ResolvedModel) -> dict[str, Any]:
-    """What identifies a source model's weights: its path/id and revision, plus file sizes and times."""
-    sig: dict[str, Any] = {"name": resolved.name, "path": resolved.path, "revision": resolved.revision}
-    if resolved.is_local:
-        folder = Path(resolved.path)
-        sig["files"] = sorted(
-            (p.name, p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.iterdir()
-            if p.is_file() and p.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}
-        )
-    return sig
-
-
-def derived_folder(kind: str, resolved: ResolvedModel, settings: Mapping[str, Any]) -> Path:
-    """The cache folder of a model derived from ``resolved`` with ``settings`` (one per distinct pair)."""
-    key = json.dumps({"source": _source_signature(resolved), "settings": dict(settings)}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    stem = Path(resolved.name.rstrip("/")).name or "model"
-    return cache_root() / kind / f"{stem}-{digest}"
-
-
-def _publish(build: Callable[[Path], None], target: Path) -> Path:
-    """Build into a fresh sibling folder, then rename it to ``target`` (atomic; a lost race is harmless)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        build(scratch)
-        try:
-            scratch.rename(target)
-        except OSError:  # another process published first
-            if not target.exists():
-                raise
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
-    return target
-
-
 class StaticEncoder:
     """A model2vec ``StaticModel`` (mean of per-token vectors, no transformer at run time)."""
 
@@ -312,7 +258,7 @@ def load_static_model(
                 name,
                 target,
             )
-            _publish(lambda tmp: distill_static(resolved.path, tmp, dims=dims, device=device), target)
+            publish(lambda tmp: distill_static(resolved.path, tmp, dims=dims, device=device), target)
         else:
             logger.info("Loading the static model distilled from %s at %s", name, target)
         return StaticModel.from_pretrained(str(target), force_download=False)
@@ -368,7 +314,7 @@ def export_onnx(model: Any, resolved: ResolvedModel) -> Path:
                 dynamo=False,
             )
 
-    _publish(build, folder)
+    publish(build, folder)
     return path
 
 
