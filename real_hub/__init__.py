@@ -1,33 +1,122 @@
-"""real-hub: cheaper, cleaner preference data for LLM alignment (REAL pair selection, Dr.SoW rewards)."""
+"""real-hub: cheaper, cleaner preference data for LLM alignment (REAL pair selection, Dr.SoW rewards).
 
-from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
-from .demo import load_demo, run_demo
-from .drsow.evaluate import AccuracyReport, BestOfNReport, best_of_n, reward_accuracy
-from .drsow.label import LabelReport, OrientByReward, PairsFromRewards, label_pairs
-from .drsow.reward import DensityRatioReward, RewardStats
-from .drsow.routing import DOMAIN_INSTRUCTIONS, EmbeddingRouter, KeywordRouter
-from .errors import (
-    ColumnError,
-    ConfigError,
-    FormatError,
-    HubError,
-    ModelNotFoundError,
-    RealHubError,
-    RemoteCodeError,
-    RowError,
-)
-from .generate import GenerateResponses, GenerationReport, generation_report
-from .hub.curated import CuratedSet, load_curated, push_curated, save_curated
-from .hub.dataset_card import Provenance, Statistics
-from .logprobs import SequenceScores, score_sequences
-from .pipeline import CurateOptions, CurateReport, CurateResult, curate
-from .real.budget import BudgetReport, budget_filter
-from .real.embed import EmbedResponses, Encoder
-from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pairs
-from .space.annotation import AnnotationReport, AnnotationStore, LabelStore, load_annotations
-from .train.dpo import TrainResult, train_dpo
-from .train.reference import ReferenceSpec, add_reference_logps
+Public names resolve on first use (PEP 562), so ``import real_hub`` and ``real-hub --help`` load
+neither torch nor transformers; type checkers and IDEs read the imports under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
+    from .demo import load_demo, run_demo
+    from .drsow.evaluate import AccuracyReport, BestOfNReport, best_of_n, reward_accuracy
+    from .drsow.label import LabelReport, OrientByReward, PairsFromRewards, label_pairs
+    from .drsow.reward import DensityRatioReward, RewardStats
+    from .drsow.routing import DOMAIN_INSTRUCTIONS, EmbeddingRouter, KeywordRouter
+    from .errors import (
+        ColumnError,
+        ConfigError,
+        FormatError,
+        HubError,
+        ModelNotFoundError,
+        RealHubError,
+        RemoteCodeError,
+        RowError,
+    )
+    from .generate import GenerateResponses, GenerationReport, generation_report
+    from .hub.curated import CuratedSet, load_curated, push_curated, save_curated
+    from .hub.dataset_card import Provenance, Statistics
+    from .logprobs import SequenceScores, score_sequences
+    from .options import CurateOptions
+    from .pipeline import CurateReport, CurateResult, curate
+    from .real.budget import BudgetReport, budget_filter
+    from .real.embed import EmbedResponses, Encoder
+    from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pairs
+    from .space.annotation import AnnotationReport, AnnotationStore, LabelStore, load_annotations
+    from .train.dpo import TrainResult, train_dpo
+    from .train.reference import ReferenceSpec, add_reference_logps
+
+#: Where each public name lives (module relative to this package).
+_LAZY: dict[str, str] = {
+    "ConversionReport": ".convert",
+    "detect_source": ".convert",
+    "to_candidates": ".convert",
+    "to_pairs": ".convert",
+    "to_trl": ".convert",
+    "load_demo": ".demo",
+    "run_demo": ".demo",
+    "AccuracyReport": ".drsow.evaluate",
+    "BestOfNReport": ".drsow.evaluate",
+    "best_of_n": ".drsow.evaluate",
+    "reward_accuracy": ".drsow.evaluate",
+    "LabelReport": ".drsow.label",
+    "OrientByReward": ".drsow.label",
+    "PairsFromRewards": ".drsow.label",
+    "label_pairs": ".drsow.label",
+    "DensityRatioReward": ".drsow.reward",
+    "RewardStats": ".drsow.reward",
+    "DOMAIN_INSTRUCTIONS": ".drsow.routing",
+    "EmbeddingRouter": ".drsow.routing",
+    "KeywordRouter": ".drsow.routing",
+    "ColumnError": ".errors",
+    "ConfigError": ".errors",
+    "FormatError": ".errors",
+    "HubError": ".errors",
+    "ModelNotFoundError": ".errors",
+    "RealHubError": ".errors",
+    "RemoteCodeError": ".errors",
+    "RowError": ".errors",
+    "GenerateResponses": ".generate",
+    "GenerationReport": ".generate",
+    "generation_report": ".generate",
+    "CuratedSet": ".hub.curated",
+    "load_curated": ".hub.curated",
+    "push_curated": ".hub.curated",
+    "save_curated": ".hub.curated",
+    "Provenance": ".hub.dataset_card",
+    "Statistics": ".hub.dataset_card",
+    "SequenceScores": ".logprobs",
+    "score_sequences": ".logprobs",
+    "CurateOptions": ".options",
+    "CurateReport": ".pipeline",
+    "CurateResult": ".pipeline",
+    "curate": ".pipeline",
+    "BudgetReport": ".real.budget",
+    "budget_filter": ".real.budget",
+    "EmbedResponses": ".real.embed",
+    "Encoder": ".real.embed",
+    "PairSimilarity": ".real.select",
+    "SelectionReport": ".real.select",
+    "SelectPairs": ".real.select",
+    "select_pairs": ".real.select",
+    "AnnotationReport": ".space.annotation",
+    "AnnotationStore": ".space.annotation",
+    "LabelStore": ".space.annotation",
+    "load_annotations": ".space.annotation",
+    "TrainResult": ".train.dpo",
+    "train_dpo": ".train.dpo",
+    "ReferenceSpec": ".train.reference",
+    "add_reference_logps": ".train.reference",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AccuracyReport",

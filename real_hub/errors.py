@@ -7,8 +7,56 @@ The command line turns any :class:`RealHubError` into one line and a non-zero ex
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+# ------------------------------------------------------------------------------------- naming options
+
+_FLAGS: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "real_hub_flags", default=None
+)
+_UNSET: Any = object()
+
+
+def on_command_line() -> bool:
+    """Whether the running code was called by the ``real-hub`` command (see :func:`command_line_flags`)."""
+    return _FLAGS.get() is not None
+
+
+def flag(name: str) -> str:
+    """Option ``name`` as the user knows it: ``budget`` from Python, ``--budget`` from the command line."""
+    flags = _FLAGS.get()
+    if flags is None:
+        return name
+    return flags.get(name, "--" + name.replace("_", "-"))
+
+
+def option(name: str, value: Any = _UNSET, *, placeholder: bool = False) -> str:
+    """How the user sets option ``name`` (to ``value``), for an error's advice.
+
+    From Python: ``overwrite=True``, ``source=``, ``limit=10``; under :func:`command_line_flags` (the
+    ``real-hub`` command): ``--overwrite``, ``--format``, ``--limit 10``. A value set to True is the flag
+    alone; a ``placeholder`` value (``MODEL``) is shown as it is, not quoted.
+    """
+    if _FLAGS.get() is None:
+        if value is _UNSET:
+            return f"{name}="
+        return f"{name}={value if placeholder else repr(value)}"
+    if value is _UNSET or value is True:
+        return flag(name)
+    return f"{flag(name)} {value}"
+
+
+@contextlib.contextmanager
+def command_line_flags(flags: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, :func:`option` names options by their flags (``flags`` maps names that differ)."""
+    token = _FLAGS.set(dict(flags))
+    try:
+        yield
+    finally:
+        _FLAGS.reset(token)
 
 
 class RealHubError(Exception):

@@ -16,21 +16,20 @@ skipped rows by reason included, goes into the result and the dataset card.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
-from .convert import SOURCES, ConversionReport, detect_source, to_candidates, to_pairs, to_trl
-from .convert.detect import PAIR_SOURCES
+from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
 from .drsow.label import LabelReport, label_pairs
-from .errors import ColumnError, ConfigError, FormatError, RowError
+from .errors import ColumnError, ConfigError, FormatError, RowError, on_command_line, option
+from .formats import PAIR_SOURCES
 from .generate import GenerateResponses, GenerationReport, generation_report
 from .hub.dataset_card import Provenance, Statistics
 from .hub.sources import load_source, source_license
-from .models import DEFAULT_EMBEDDER
+from .options import ENGINES, GENERATION_OPTIONS, CurateOptions, StepTimer, config_for, selection_strategy
 from .processor import drop_skipped
 from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses
@@ -39,119 +38,6 @@ from .reporting import library_versions, summarize
 from .schema import EMBEDDING_COLUMNS, NO_RESPONSES, PROMPT, RESPONSES
 
 logger = logging.getLogger(__name__)
-
-
-def _option(default: Any, help: str, **cli: Any) -> Any:
-    """A :class:`CurateOptions` field: its default, its help text and how the ``curate`` command shows it."""
-    return field(default=default, metadata={"help": help, **cli})
-
-
-ENGINES = ("datasets", "ray")
-
-
-@dataclass
-class CurateOptions:
-    """Everything that shapes a curated set (recorded in its card).
-
-    Each field is also a flag of ``real-hub curate`` (``--name-with-dashes`` unless its metadata names
-    another), with the default, help text and group written here once.
-    """
-
-    source_format: str = _option(
-        "auto", "Source schema; auto: detected from the columns.", flag="--format",
-        choices=("auto", *SOURCES), group="input",
-    )  # fmt: skip
-    split: str = _option("train", "Split of a folder or Hub id.", group="input")
-    config: str | None = _option(None, "Config of a folder or Hub dataset.", group="input")
-    revision: str | None = _option(None, "Hub revision of the source.", group="input")
-    limit: int | None = _option(None, "Use the first N rows only.", metavar="N", group="input")
-    generate: str | None = _option(
-        None,
-        "Prompt-only source: sample candidate responses with this causal LM (Hub id, folder or .gguf), then "
-        "select pairs; with --strong/--weak the pairs are labelled by Dr.SoW reward.",
-        metavar="MODEL",
-        group="generation",
-    )
-    n: int = _option(4, "Responses generated per prompt (with --generate).", group="generation")
-    max_new_tokens: int = _option(256, "Most new tokens per generated response.", group="generation")
-    temperature: float = _option(0.8, "Sampling temperature (0: greedy).", group="generation")
-    top_p: float = _option(0.95, "Nucleus sampling: probability mass kept.", group="generation")
-    generate_backend: str = _option(
-        "transformers", "Generation backend (vllm: GPU, pip install 'real-hub[vllm]').",
-        choices=("transformers", "vllm"), group="generation",
-    )  # fmt: skip
-    generate_batch_size: int = _option(
-        8, "Prompts per generation forward pass (each expands to n sequences).", group="generation"
-    )
-    strategy: str = _option(
-        "dissimilar",
-        "dissimilar | similar | random | centroid (or REAL's easy | hard).",
-        group="REAL selection",
-    )
-    budget: float | None = _option(
-        None, "Keep this fraction of pairs over the whole set (e.g. 0.5).", group="REAL selection"
-    )
-    pairs_per_prompt: int = _option(1, "Pairs per prompt for candidates.", group="REAL selection")
-    seed: int = _option(0, "Seed of the random strategy (and of generation).", group="REAL selection")
-    embedder: str = _option(DEFAULT_EMBEDDER, "Embedding model.", metavar="MODEL", group="REAL selection")
-    embed_backend: str = _option(
-        "auto", "Embedding backend.", choices=("auto", "sentence-transformers", "causal-lm"),
-        group="REAL selection",
-    )  # fmt: skip
-    strong: str | None = _option(
-        None, "Better-aligned model (e.g. a DPO model).", metavar="MODEL", group="Dr.SoW rewards"
-    )
-    weak: str | None = _option(
-        None, "Less-aligned model (e.g. its SFT parent).", metavar="MODEL", group="Dr.SoW rewards"
-    )
-    normalize: str = _option(
-        "sum", "Reward over response tokens.", choices=("sum", "mean"), group="Dr.SoW rewards"
-    )
-    domain_routing: bool = _option(
-        True,
-        "Score with domain instructions.",
-        off_help="Score without domain instructions.",
-        group="Dr.SoW rewards",
-    )
-    label: bool = _option(False, "Orient pairs by reward (needs --strong/--weak).", group="Dr.SoW rewards")
-    min_margin: float = _option(0.0, "Abstain below this reward margin.", group="Dr.SoW rewards")
-    batch_size: int = _option(256, "Rows per map batch.", group="processing")
-    num_proc: int | None = _option(
-        None, "Worker processes for map (with --engine ray: actors per model).", group="processing"
-    )
-    keep_embeddings: bool = _option(False, "Keep the embedding columns in the output.", group="processing")
-    engine: str = _option(
-        "datasets",
-        "datasets: this machine; ray: Ray Data, the per-row steps on a cluster (data files, globs or fsspec "
-        "URLs; pip install 'real-hub[ray]'). Both give the same pairs, report and card.",
-        choices=ENGINES,
-        group="scale",
-    )
-    ray_address: str | None = _option(
-        None,
-        "Ray cluster to join (host:port or ray://host:port); default RAY_ADDRESS, else this machine.",
-        metavar="ADDRESS",
-        group="scale",
-    )
-    reference: str | None = _option(
-        None,
-        "Add ref_chosen_logps/ref_rejected_logps of this model (the DPO policy to train).",
-        metavar="MODEL",
-        group="reference log-probs",
-    )
-    reference_revision: str | None = _option(
-        None, "Hub revision of the reference.", group="reference log-probs"
-    )
-    reference_dtype: str = _option(
-        "float32", "Precision of the reference model.", group="reference log-probs"
-    )
-    reference_max_length: int | None = _option(
-        1024, "TRL max_length the reference log-probs are for.", group="reference log-probs"
-    )
-
-
-#: The options that shape generation (recorded in the card's provenance with the generator).
-GENERATION_OPTIONS = ("n", "max_new_tokens", "temperature", "top_p", "generate_backend")
 
 
 @dataclass
@@ -167,6 +53,8 @@ class CurateReport:
     labelling: LabelReport | None = None
     rows_out: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    config: str | None = None
+    """The config the pairs were written as (the strategy, ``all`` without selection, or the name given)."""
     output_dir: str | None = None
     pushed_to: str | None = None
 
@@ -192,6 +80,7 @@ class CurateReport:
             "rows_out": self.rows_out,
             "skipped": self.skipped,
             "seconds": self.seconds,
+            "config": self.config,
             "output_dir": self.output_dir,
             "pushed_to": self.pushed_to,
         }
@@ -207,8 +96,23 @@ class CurateResult:
     statistics: Statistics
 
 
+def _check_free(config: str, output_dir: str | Path | None, overwrite: bool) -> None:
+    """Refuse, before any model runs, to write over a config that ``output_dir`` already holds."""
+    if output_dir is None or overwrite:
+        return
+    from .hub.curated import card_configs, existing_card
+
+    folder = Path(output_dir)
+    if folder.is_dir() and config in card_configs(existing_card(folder)):
+        raise ConfigError(
+            f"config {config!r} already exists in {folder}; pass {option('overwrite', True)} to replace it, "
+            f"or {option('config_name', 'NAME', placeholder=True)} to write another"
+        )
+
+
 def _check(options: CurateOptions) -> None:
-    resolve_strategy(options.strategy)
+    if options.strategy is not None:
+        resolve_strategy(options.strategy)
     if options.engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {options.engine!r}")
     if options.engine == "ray":
@@ -226,8 +130,10 @@ def _check(options: CurateOptions) -> None:
     if options.limit is not None and (
         isinstance(options.limit, bool) or not isinstance(options.limit, int) or options.limit < 1
     ):
+        everything = "leave it out for all" if on_command_line() else "limit=None for all"
         raise ConfigError(
-            f"limit (--limit) must be a positive number of rows, or None for all; got {options.limit!r}"
+            f"{option('limit', 'N', placeholder=True)}: N must be a positive number of rows ({everything}); "
+            f"got {options.limit!r}"
         )
     if options.pairs_per_prompt < 1:
         raise ConfigError(f"pairs_per_prompt must be at least 1, got {options.pairs_per_prompt}")
@@ -264,15 +170,16 @@ def curate(
     """
     opts = CurateOptions(**options)
     _check(opts)
-    strategy = resolve_strategy(opts.strategy)
-    timer = _Timer()
+    if config_name is not None:
+        _check_free(config_name, output_dir, overwrite)
+    timer = StepTimer()
     name = source_name or (
         source
         if isinstance(source, str)
         else ("<Dataset>" if isinstance(source, Dataset) else ", ".join(source))
     )
     if opts.engine == "ray":
-        data, report, kind = _on_ray(source, name, strategy, opts, timer)
+        data, report, kind, strategy = _on_ray(source, name, opts, timer)
     else:
         raw = (
             source
@@ -286,6 +193,8 @@ def curate(
             data, report, kind = _convert(raw, name, opts, timer)
         except RowError as err:  # name the data file and the row in it, as the Ray engine does
             raise (_locate(err, source) if opts.generate is None else err) from None
+        strategy = selection_strategy(opts, report.shape)
+        _check_free(config_name or config_for(strategy), output_dir, overwrite)  # before the models run
         data = _embed_and_reward(data, opts, timer)
         data = _select(data, report.shape, strategy, opts, report)
     timer.lap("select")
@@ -309,7 +218,7 @@ def curate(
     report.rows_out = len(data)
     licence = None if isinstance(source, Dataset) else source_license(source)
     provenance, statistics = _card_fields(data, name, kind, strategy, opts, report, licence, reference)
-    config = config_name or strategy
+    config = report.config = config_name or config_for(strategy)
     if output_dir is not None:
         from .hub.curated import save_curated
 
@@ -336,21 +245,8 @@ def curate(
     return CurateResult(data, report, provenance, statistics)
 
 
-class _Timer:
-    """Seconds spent in each step."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._clock = time.perf_counter()
-
-    def lap(self, step: str) -> None:
-        now = time.perf_counter()
-        self.seconds[step] = round(now - self._clock, 3)
-        self._clock = now
-
-
 def _convert(
-    raw: Dataset, name: str, opts: CurateOptions, timer: _Timer
+    raw: Dataset, name: str, opts: CurateOptions, timer: StepTimer
 ) -> tuple[Dataset, CurateReport, str]:
     """(Generate, then) convert the source into pairs or candidates; the report so far, and the schema."""
     generation = None
@@ -375,7 +271,7 @@ def _convert(
     return data, CurateReport(source=name, shape=shape, conversion=conversion, generation=generation), kind
 
 
-def _embed_and_reward(data: Dataset, opts: CurateOptions, timer: _Timer) -> Dataset:
+def _embed_and_reward(data: Dataset, opts: CurateOptions, timer: StepTimer) -> Dataset:
     """Add the response embeddings and, with a strong and a weak model, the Dr.SoW rewards."""
     embed = EmbedResponses(opts.embedder, backend=opts.embed_backend)  # type: ignore[arg-type]
     data = data.map(
@@ -416,33 +312,25 @@ def _budget_and_label(
     data: Dataset, shape: str, strategy: str, opts: CurateOptions, report: CurateReport
 ) -> Dataset:
     """The steps over the whole dataset (both engines): the budget's global cut, Dr.SoW labels of pairs."""
-    if shape == "pairs":
-        if opts.budget is not None:
-            if strategy == "centroid":
-                raise ConfigError(
-                    "the centroid strategy needs candidates; pairwise data takes dissimilar, "
-                    "similar or random"
-                )
-            data, report.budget = budget_filter(data, opts.budget, strategy, seed=opts.seed)
-        if opts.label:
-            data, report.labelling = label_pairs(data, min_margin=opts.min_margin)
-        return data
     if opts.budget is not None:
         data, report.budget = budget_filter(
             data, opts.budget, "dissimilar" if strategy == "centroid" else strategy, seed=opts.seed
         )
+    if shape == "pairs" and opts.label:
+        data, report.labelling = label_pairs(data, min_margin=opts.min_margin)
     return data
 
 
 def _on_ray(
-    source: Any, name: str, strategy: str, opts: CurateOptions, timer: _Timer
-) -> tuple[Dataset, CurateReport, str]:
+    source: Any, name: str, opts: CurateOptions, timer: StepTimer
+) -> tuple[Dataset, CurateReport, str, str]:
     """The per-row steps on Ray Data (:mod:`real_hub.scale.ray_engine`), the global ones here."""
     from .scale.ray_engine import run_on_ray
 
     run = run_on_ray(source, opts)
     timer.seconds.update(run.seconds)
     timer.lap("collect")
+    strategy = selection_strategy(opts, run.shape)
     report = CurateReport(source=name, shape=run.shape, conversion=run.conversion)
     assert run.rows is not None
     data = run.rows
@@ -456,7 +344,7 @@ def _on_ray(
             pairs_per_prompt=opts.pairs_per_prompt,
             seed=opts.seed,
         )
-    return _budget_and_label(data, run.shape, strategy, opts, report), report, run.kind
+    return _budget_and_label(data, run.shape, strategy, opts, report), report, run.kind, strategy
 
 
 def _locate(err: RowError, source: str | list[str] | Dataset) -> RowError:
@@ -489,6 +377,7 @@ def _card_fields(
     provenance = Provenance(
         source=name,
         source_revision=opts.revision,
+        limit=opts.limit,
         converter=kind,
         embedder=opts.embedder,
         reward_models={"strong": opts.strong, "weak": opts.weak or ""} if opts.strong else None,

@@ -301,11 +301,14 @@ def test_train_dpo_rejects_bad_options(tmp_path, gpt2_lm, kwargs, error, match):
 def test_cli_trains_and_writes_the_card(tmp_path, curated, gpt2_lm_dir, capsys):
     out = tmp_path / "out"
     argv = ["train", curated, "--config", "dissimilar", "--model", str(gpt2_lm_dir), "--output-dir", str(out)]
-    argv += ["--max-steps", "3", "--lr", "0.001", "--beta", "0.2", "--batch-size", "4", "-q"]
+    argv += ["--max_steps", "3", "--learning_rate", "0.001", "--beta", "0.2", "-q"]
+    argv += ["--per_device_train_batch_size", "4"]
     argv += ["--base-model", "tester/tiny-gpt2", "--dataset-name", "tester/hh-real"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "reference log-probs: engine" in printed and f"wrote {out}" in printed
+    assert "{'" not in printed  # the metrics are printed once, as the table: not also as TRL's log dicts
+    assert printed.count("train_loss") == 1
     card = ModelCard.load(out / "README.md")
     assert card.data.base_model == "tester/tiny-gpt2"
     assert card.data.datasets == ["tester/hh-real"]
@@ -316,6 +319,20 @@ def test_cli_trains_and_writes_the_card(tmp_path, curated, gpt2_lm_dir, capsys):
     assert "| train_loss |" in card.text and "| rewards/accuracies |" in card.text
     assert "config `dissimilar`, split `train`" in card.text
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+
+
+def test_train_help_lists_dpo_config_flags_with_real_hub_defaults(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--learning_rate", "--num_train_epochs", "--per_device_train_batch_size", "--beta", "--model"):
+        assert flag in text
+    assert "--lr " not in text and "--epochs" not in text
+    parser = __import__("real_hub.cli.train", fromlist=["build_parser"]).build_parser()
+    args = parser.parse_args(["data", "--model", "m", "--learning-rate", "1e-6"])
+    assert args.learning_rate == 1e-6 and args.max_length == 1024 and args.report_to == "none"
+    assert args.bf16 is (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
 def test_card_metadata_names_only_hub_ids(tmp_path, curated, gpt2_lm_dir):

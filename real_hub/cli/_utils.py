@@ -11,7 +11,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import RealHubError
+from ..errors import RealHubError, command_line_flags
 
 logger = logging.getLogger("real_hub.cli")
 
@@ -99,11 +99,27 @@ def setup_logging(args: argparse.Namespace) -> None:
         datasets.disable_progress_bars()
 
 
+def flag_names() -> dict[str, str]:
+    """The options whose flag is not ``--name-with-dashes``, by their Python name (for error messages)."""
+    from ..options import CurateOptions
+
+    names = {"source": "--format", "labels_dir": "--annotations-dir"}
+    names.update(
+        {f.name: f.metadata["flag"] for f in dataclasses.fields(CurateOptions) if "flag" in f.metadata}
+    )
+    return names
+
+
 def run_command(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
-    """Run a command: a known error is one line on stderr and exit status 2, never a traceback."""
+    """Run a command: a known error is one line on stderr and exit status 2, never a traceback.
+
+    Within the command, errors that advise an option name its flag (``--overwrite``), not its Python
+    keyword (:func:`real_hub.errors.option`).
+    """
     setup_logging(args)
     try:
-        return int(func(args) or 0)
+        with command_line_flags(flag_names()):
+            return int(func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -140,7 +156,8 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        small = value != 0 and abs(value) < 1e-3  # a learning rate: 5e-07, not 0.000
+        return f"{value:.3g}" if small else f"{value:.3f}"
     return str(value)
 
 

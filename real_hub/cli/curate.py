@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
         metavar="SOURCE",
         help="Data files (.json/.jsonl/.parquet/.csv, optionally .gz), a folder, or a Hub dataset id.",
     )
-    from ..pipeline import CurateOptions
+    from ..options import CurateOptions
 
     add_dataclass_options(p, CurateOptions)
     g = p.add_argument_group("output")
@@ -60,7 +60,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the pipeline and print its summary."""
-    from ..pipeline import CurateOptions, curate
+    from ..options import CurateOptions
+    from ..pipeline import curate
 
     if args.output_dir is None and args.push_to is None:
         raise CLIError("nowhere to write: give --output-dir DIR and/or --push-to REPO_ID")
@@ -126,8 +127,10 @@ def run(args: argparse.Namespace) -> int:
         print("skipped by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(report.skipped.items())))
     if report.budget is not None:
         print(f"annotation saved: {report.budget.annotation_saved:.1%}")
+    elif report.shape == "pairs":
+        print("no selection: every pair is kept (--budget F keeps the most dissimilar share F)")
     print(f"{report.rows_out} pairs in {sum(report.seconds.values()):.1f} s")
-    config = args.config_name or result.provenance.strategy
+    config = report.config
     if report.output_dir:
         print(f"wrote {report.output_dir} (load_dataset({report.output_dir!r}, {config!r}))")
     if report.pushed_to:

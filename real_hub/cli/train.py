@@ -1,108 +1,156 @@
-"""``real-hub train``: DPO (TRL) on a curated preference set, saved with a model card, optionally pushed."""
+"""``real-hub train``: DPO (TRL) on a curated preference set, saved with a model card, optionally pushed.
+
+Its flags are TRL's own: every ``DPOConfig`` field (``--learning_rate``, ``--num_train_epochs``, ``--beta``,
+``--max_length``, ...; ``--learning-rate`` works too), read by ``transformers``' ``HfArgumentParser`` with
+real-hub's defaults, plus the few options of :class:`TrainOptions`. Building that parser loads TRL, so the
+top-level parser only lists the command, and ``real-hub train`` parses its own arguments
+(:func:`run_argv`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._utils import add_common_options, format_table
+from ._utils import CLIError, add_common_options, format_table, run_command
 
 if TYPE_CHECKING:
     from ..train.dpo import TrainResult
 
+HELP = "Train a model with DPO (TRL) on a curated set."
+DESCRIPTION = (
+    "Train a causal LM with DPO (TRL's DPOTrainer) on a curated preference set; reference log-probs from "
+    "real-hub's engine; save it with a model card and optionally push it to the Hub. Every DPOConfig field "
+    "is a flag, with real-hub's defaults where they differ from TRL's (bf16 and gradient checkpointing only "
+    "on a GPU that has bf16)."
+)
 EXAMPLES = """examples:
-  real-hub train hh-real --config dissimilar --model HuggingFaceTB/SmolLM2-135M-Instruct --max-steps 200
+  real-hub train hh-real --config dissimilar --model HuggingFaceTB/SmolLM2-135M-Instruct --max_steps 200
   real-hub train me/hh-real --config dissimilar --model path/to/model --lora --push-to me/model-dpo
+  real-hub train hh-real --model path/to/model --learning_rate 1e-6 --beta 0.05 --num_train_epochs 2
 """
 
 
+def _option(default: Any, help: str, **metadata: Any) -> Any:
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass
+class TrainOptions:
+    """``real-hub train``'s own options (the training ones are ``DPOConfig``'s)."""
+
+    model: str = _option(None, "Model folder, Hub id, or packaged model name.", required=True)
+    config: str | None = _option(None, "Config of the dataset (e.g. dissimilar).")
+    split: str = _option("train", "Split to train on.")
+    eval_split: str | None = _option(None, "Split to evaluate on after training.")
+    lora: bool = _option(False, "Train LoRA adapters (peft) instead of all weights.")
+    lora_r: int = _option(16, "LoRA rank.")
+    lora_alpha: int = _option(32, "LoRA alpha.")
+    precompute_ref: str = _option(
+        "auto", "Reference log-probs.", choices=["auto", "engine", "trl", "dataset", "none"]
+    )
+    dtype: str = _option("float32", "Weights' dtype: float32, bfloat16 or float16.")
+    push_to: str | None = _option(None, "Push the model to this Hub repo.", metavar="REPO_ID")
+    private: bool = _option(False, "Create the Hub repo private.")
+    token: str | None = _option(None, "Hub token (default: HF_TOKEN or the saved login).")
+    base_model: str | None = _option(None, "Base model's Hub id for the card (if --model is a path).")
+    dataset_name: str | None = _option(None, "Dataset's Hub id for the card (if DATASET is a path).")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples kept as written, defaults shown."""
+
+
 def register(sub: Any) -> None:
-    """Add the ``train`` command."""
-    from ..train.dpo import PRECOMPUTE_REF
+    """List the ``train`` command; its arguments are parsed by :func:`run_argv`, which loads TRL."""
+    sub.add_parser("train", help=HELP, description=DESCRIPTION, add_help=False)
 
-    p = sub.add_parser(
-        "train",
-        help="Train a model with DPO on a curated set.",
-        description="Train a causal LM with DPO (TRL) on a curated preference set; reference log-probs "
-        "from real-hub's engine; save it with a model card and optionally push it to the Hub.",
+
+def build_parser() -> Any:
+    """The ``real-hub train`` parser: the dataset, :class:`TrainOptions`, and every ``DPOConfig`` field."""
+    from transformers import HfArgumentParser
+    from trl import DPOConfig
+
+    from ..train.dpo import DPO_DEFAULTS, machine_defaults
+
+    parser = HfArgumentParser(
+        [TrainOptions, DPOConfig],
+        prog="real-hub train",
+        description=DESCRIPTION,
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
+        conflict_handler="resolve",  # --debug is real-hub's traceback switch, not TrainingArguments.debug
     )
-    p.add_argument("dataset", metavar="DATASET", help="Curated folder, data file or Hub dataset id.")
-    p.add_argument("--model", required=True, help="Model folder, Hub id, or packaged model name.")
-    p.add_argument("--config", default=None, help="Config of the dataset (e.g. dissimilar).")
-    p.add_argument("--split", default="train", help="Split to train on (default: %(default)s).")
-    p.add_argument("--eval-split", default=None, help="Split to evaluate on after training.")
-    p.add_argument("--output-dir", default=None, help="Output folder (default: <model name>-DPO).")
-    p.add_argument("--push-to", default=None, metavar="REPO_ID", help="Push the model to this Hub repo.")
-    p.add_argument("--private", action="store_true", help="Create the Hub repo private.")
-    p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login).")
-    p.add_argument("--lora", action="store_true", help="Train LoRA adapters (peft) instead of all weights.")
-    p.add_argument("--lora-r", type=int, default=16, help="LoRA rank (default: %(default)s).")
-    p.add_argument("--lora-alpha", type=int, default=32, help="LoRA alpha (default: %(default)s).")
-    p.add_argument("--beta", type=float, default=0.1, help="DPO beta (default: %(default)s).")
-    p.add_argument("--lr", type=float, default=5e-7, help="Learning rate (default: %(default)s).")
-    p.add_argument("--max-steps", type=int, default=-1, help="Stop after N steps (default: one epoch).")
-    p.add_argument("--epochs", type=float, default=1.0, help="Epochs when --max-steps is not given.")
-    p.add_argument(
-        "--batch-size", type=int, default=4, help="Pairs per device and step (default: %(default)s)."
-    )
-    p.add_argument("--grad-accum", type=int, default=1, help="Gradient accumulation steps.")
-    p.add_argument("--max-length", type=int, default=1024, help="Tokens per sequence (default: %(default)s).")
-    p.add_argument("--precompute-ref", default="auto", choices=PRECOMPUTE_REF, help="Reference log-probs.")
-    p.add_argument("--dtype", default="float32", help="Weights' dtype: float32, bfloat16 or float16.")
-    p.add_argument("--seed", type=int, default=0, help="Seed (default: %(default)s).")
-    p.add_argument(
-        "--base-model", default=None, help="Base model's Hub id for the card (if --model is a path)."
-    )
-    p.add_argument(
-        "--dataset-name", default=None, help="Dataset's Hub id for the card (if DATASET is a path)."
-    )
-    add_common_options(p)
-    p.set_defaults(func=run)
+    parser.add_argument("dataset", metavar="DATASET", help="Curated folder, data file or Hub dataset id.")
+    add_common_options(parser)
+    # real-hub's defaults where TRL's do not fit; output_dir None: <model name>-DPO
+    parser.set_defaults(**DPO_DEFAULTS, **machine_defaults(), output_dir=None)
+    return parser
 
 
-def main(args: argparse.Namespace) -> TrainResult:
+def run_argv(argv: list[str]) -> int:
+    """Parse ``real-hub train``'s arguments and run it behind the command-line error boundary."""
+    parser = build_parser()
+    namespace = parser.parse_args(argv)
+    namespace.func = lambda ns: run(ns)
+    return run_command(namespace.func, namespace)
+
+
+def dpo_args(namespace: argparse.Namespace) -> Any:
+    """The ``DPOConfig`` of the parsed flags (output folder ``<model name>-DPO`` unless given)."""
+    from trl import DPOConfig
+
+    own = {"debug"}  # real-hub's --debug (TrainingArguments.debug keeps its default)
+    values = {
+        f.name: getattr(namespace, f.name)
+        for f in dataclasses.fields(DPOConfig)
+        if f.init and f.name not in own
+    }
+    if values["output_dir"] is None:
+        values["output_dir"] = f"{Path(namespace.model.rstrip('/')).name}-DPO"
+    if namespace.quiet:
+        values["disable_tqdm"] = True
+    for reserved, flag in (("push_to_hub", "--push-to REPO_ID"), ("hub_token", "--token")):
+        if values.get(reserved):
+            raise CLIError(f"--{reserved} is not used by real-hub train: give {flag}")
+    return DPOConfig(**values)
+
+
+def main(namespace: argparse.Namespace) -> TrainResult:
     """Run :func:`real_hub.train_dpo` with the parsed options."""
     from ..train.dpo import train_dpo
 
-    output_dir = args.output_dir or f"{Path(args.model.rstrip('/')).name}-DPO"
+    opts = TrainOptions(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(TrainOptions)})
     return train_dpo(
-        args.dataset,
-        args.model,
-        output_dir=output_dir,
-        config=args.config,
-        split=args.split,
-        eval_split=args.eval_split,
-        beta=args.beta,
-        learning_rate=args.lr,
-        max_steps=args.max_steps,
-        num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=args.grad_accum,
-        max_length=args.max_length,
-        lora=args.lora,
-        **({"lora_r": args.lora_r, "lora_alpha": args.lora_alpha} if args.lora else {}),
-        precompute_ref=args.precompute_ref,
-        push_to=args.push_to,
-        private=args.private,
-        token=args.token,
-        base_model=args.base_model,
-        dataset_name=args.dataset_name,
-        dtype=args.dtype,
-        seed=args.seed,
+        namespace.dataset,
+        opts.model,
+        dpo_args(namespace),
+        config=opts.config,
+        split=opts.split,
+        eval_split=opts.eval_split,
+        lora=opts.lora,
+        **({"lora_r": opts.lora_r, "lora_alpha": opts.lora_alpha} if opts.lora else {}),
+        precompute_ref=opts.precompute_ref,
+        push_to=opts.push_to,
+        private=opts.private,
+        token=opts.token,
+        base_model=opts.base_model,
+        dataset_name=opts.dataset_name,
+        dtype=opts.dtype,
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train and print the losses, the final metrics and where the model went."""
-    result = main(args)
+def run(namespace: argparse.Namespace) -> int:
+    """Train and print the final metrics, the loss and where the model went."""
+    result = main(namespace)
     rows = [{"metric": k, "value": v} for k, v in sorted(result.metrics.items())]
     print(format_table(rows))
     print(
         f"loss {result.first_loss:.4f} -> {result.final_loss:.4f} over {len(result.losses)} logged steps; "
-        f"{result.rows_trained} pairs trained on ({result.rows_dropped} dropped: prompt fills --max-length); "
+        f"{result.rows_trained} pairs trained on ({result.rows_dropped} dropped: prompt fills --max_length); "
         f"reference log-probs: {result.ref_logps_source}"
     )
     print(f"wrote {result.output_dir} (model card {result.card_path})")

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from datasets import Dataset, Features, Value
 
-from ..errors import ConfigError, FormatError
+from ..errors import ConfigError, FormatError, option
+from ..formats import CANDIDATE_SOURCES, PAIR_SOURCES, SOURCES
 from ..schema import is_messages_feature
 from ..validate import describe
-
-SOURCES = ("hh", "trl", "shp", "ultrafeedback", "candidates")
-PAIR_SOURCES = ("hh", "trl")
-CANDIDATE_SOURCES = ("shp", "ultrafeedback", "candidates")
 
 # Columns that identify each source, checked in this order by detect_source.
 SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -36,12 +34,36 @@ _HH_START = re.compile(r"\s*(Human|Assistant):")
 
 
 def _schemas_tried(present: list[str]) -> str:
-    parts = []
+    """One line per schema: its columns, what it holds, and which of its columns are missing."""
+    lines = []
     for source, wanted in SCHEMAS.items():
         missing = [w for w in wanted if w not in present]
         state = f"missing {', '.join(repr(m) for m in missing)}" if missing else "all present"
-        parts.append(f"{source}: {', '.join(wanted)} ({_NEEDS[source]}; {state})")
-    return "; ".join(parts)
+        lines.append(f"  - {source}: {', '.join(wanted)} ({_NEEDS[source]}; {state})")
+    return "\n".join(lines)
+
+
+def _closest(present: list[str]) -> str:
+    """Which schema the columns come closest to, and what it lacks (with a spelling hint), in one phrase."""
+    best = max(
+        SCHEMAS, key=lambda s: (sum(w in present for w in SCHEMAS[s]) / len(SCHEMAS[s]), -len(SCHEMAS[s]))
+    )
+    missing = [w for w in SCHEMAS[best] if w not in present]
+    if len(missing) == len(SCHEMAS[best]):
+        return "no known schema shares a column with them (TRL pairs need 'prompt', 'chosen', 'rejected')"
+    hints = []
+    for name in missing:
+        near = difflib.get_close_matches(
+            name, [p for p in present if p not in SCHEMAS[best]], n=1, cutoff=0.7
+        )
+        hints.append(f"{name!r} (is {near[0]!r} it?)" if near else repr(name))
+    return f"closest is {best!r}, which lacks {', '.join(hints)}"
+
+
+def _columns(present: list[str], limit: int = 60) -> str:
+    """The columns, shortened to about ``limit`` characters."""
+    text = ", ".join(repr(c) for c in present) or "none"
+    return text if len(text) <= limit else text[: limit - 3].rsplit(",", 1)[0] + ", ..."
 
 
 def _is_string_feature(feature: Any) -> bool:
@@ -80,7 +102,7 @@ def detect_source(column_names: Iterable[str] | Dataset) -> str:
     dataset = column_names if isinstance(column_names, Dataset) else None
     features = dataset.features if dataset is not None else column_names
     present = list(features)
-    found = ", ".join(repr(c) for c in present) or "none"
+    found = _columns(present)
     for source, wanted in SCHEMAS.items():
         if not all(w in present for w in wanted):
             continue
@@ -101,11 +123,13 @@ def detect_source(column_names: Iterable[str] | Dataset) -> str:
         raise FormatError(
             f"the columns [{found}] fit HH-RLHF (chosen/rejected transcripts): expected a transcript "
             f"starting with '\\n\\nHuman: ' in 'chosen', found {describe(value)}; TRL pairs need a 'prompt' "
-            f"column (rename yours, or pass source= explicitly). Schemas tried: {_schemas_tried(present)}"
+            f"column (rename yours, or pass {option('source')} explicitly). Schemas tried:\n"
+            f"{_schemas_tried(present)}"
         )
     raise FormatError(
-        f"cannot tell the source of a dataset with columns [{found}]: expected the columns of one of the "
-        f"schemas tried: {_schemas_tried(present)}. Rename the columns or pass source= explicitly."
+        f"cannot tell the source of columns [{_columns(present)}]: {_closest(present)}\n"
+        f"Schemas tried (columns, what they hold, what is missing):\n{_schemas_tried(present)}\n"
+        f"Rename the columns, or pass {option('source')} to name the schema."
     )
 
 
@@ -114,7 +138,7 @@ def resolve_source(dataset: Dataset | Features, source: str, shape: str) -> str:
     if source == "auto":
         source = detect_source(dataset)
     elif source not in SOURCES:
-        raise ConfigError(f"source={source!r} is not one of {', '.join(SOURCES)} or 'auto'")
+        raise ConfigError(f"{option('source', source)} is not one of {', '.join(SOURCES)} or 'auto'")
     if shape == "pairs" and source in CANDIDATE_SOURCES:
         raise FormatError(
             f"source {source!r} holds candidates (several responses per prompt); expected chosen/rejected "

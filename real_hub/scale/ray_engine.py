@@ -282,13 +282,14 @@ class RayRun:
 def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
     """Read, convert, embed, (reward), score or select on Ray; the rows come back as a disk-backed Dataset.
 
-    ``opts`` is a :class:`~real_hub.pipeline.CurateOptions`. Rows come back in source order, with a
+    ``opts`` is a :class:`~real_hub.options.CurateOptions`. Rows come back in source order, with a
     ``skip_reason`` column from :class:`~real_hub.SelectPairs` for candidates.
     """
     import time
 
+    from ..options import selection_strategy
     from ..real.embed import EmbedResponses
-    from ..real.select import PairSimilarity, SelectPairs, resolve_strategy
+    from ..real.select import PairSimilarity, SelectPairs
 
     if not isinstance(source, (str, list, tuple)):
         raise ConfigError("engine='ray' reads data files (paths, globs or fsspec URLs), not a Dataset object")
@@ -381,7 +382,7 @@ def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
         data = data.map_batches(PairSimilarity(), batch_size=chunk, batch_format="pyarrow")
     else:
         selector = SelectPairs(
-            resolve_strategy(opts.strategy),
+            selection_strategy(opts, "candidates"),
             pairs_per_prompt=opts.pairs_per_prompt,
             seed=opts.seed,
             scores_column="rewards" if opts.label else "scores",

@@ -240,6 +240,23 @@ LORA_DEFAULTS: dict[str, Any] = {
 }
 
 
+def machine_defaults() -> dict[str, Any]:
+    """The ``DPOConfig`` values that follow the machine.
+
+    bf16 and gradient checkpointing only on a GPU with bf16 (TRL's default, bf16, stops a CPU run), the CPU
+    otherwise; no progress bars when real-hub's logging is quieter than INFO.
+    """
+    import torch
+
+    gpu = torch.cuda.is_available()
+    return {
+        "bf16": gpu and torch.cuda.is_bf16_supported(),
+        "use_cpu": not gpu,
+        "gradient_checkpointing": gpu,
+        "disable_tqdm": logging.getLogger("real_hub").getEffectiveLevel() > logging.INFO,
+    }
+
+
 def dpo_config(
     args: Any, output_dir: str | Path | None, precompute_ref: str, options: Mapping[str, Any]
 ) -> Any:
@@ -250,7 +267,6 @@ def dpo_config(
     """
     import dataclasses
 
-    import torch
     from trl import DPOConfig
 
     if precompute_ref not in PRECOMPUTE_REF:
@@ -269,14 +285,7 @@ def dpo_config(
         raise ConfigError(f"args must be a trl.DPOConfig, got {type(args).__name__}")
     if output_dir is None and args is None:
         raise ConfigError("give output_dir= (or args=DPOConfig(output_dir=...))")
-    gpu = torch.cuda.is_available()
-    values: dict[str, Any] = {} if args is not None else {
-        **DPO_DEFAULTS,
-        "bf16": gpu and torch.cuda.is_bf16_supported(),
-        "use_cpu": not gpu,
-        "gradient_checkpointing": gpu,
-        "disable_tqdm": logging.getLogger("real_hub").getEffectiveLevel() > logging.INFO,
-    }  # fmt: skip
+    values: dict[str, Any] = {} if args is not None else {**DPO_DEFAULTS, **machine_defaults()}
     values.update(options)
     values["precompute_ref_log_probs"] = precompute_ref != "none"
     if output_dir is not None:
@@ -305,6 +314,25 @@ def lora_config(lora: Any, options: dict[str, Any]) -> Any:
         lora_dropout=values["lora_dropout"],
         target_modules=values["lora_target_modules"],
     )
+
+
+def _log_metrics_not_print(trainer: Any) -> None:
+    """Send the trainer's per-step metric dicts to the log at DEBUG instead of printing them to stdout.
+
+    ``transformers`` prints each logged dict (through its progress bar, or ``PrinterCallback`` without one);
+    :class:`TrainResult` holds them all, and ``real-hub train`` prints its own table, so they would show
+    twice. The progress bar itself stays.
+    """
+    from transformers import PrinterCallback, ProgressCallback
+
+    class _ProgressBar(ProgressCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if state.is_world_process_zero and logs:
+                logger.debug("step %s: %s", state.global_step, logs)
+
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_ProgressBar)
 
 
 def _numbers(values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, float]:
@@ -426,10 +454,7 @@ def train_dpo(
         peft_config=peft_config,
         **({"ref_logps": precompute_ref} if precompute_ref != "none" else {}),
     )
-    if dpo_args.disable_tqdm:  # quiet: no log dicts printed to stdout either
-        from transformers import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
+    _log_metrics_not_print(trainer)
     rows_trained = len(trainer.train_dataset)
     if rows_trained < len(train_set):
         logger.warning(
