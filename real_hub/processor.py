@@ -14,16 +14,20 @@ The same processor serves ``Dataset.map`` and Ray Data's ``map_batches``: subcla
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import sys
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
 from .arrays import ArrowBatch, to_python
+from .compat import dataset_fingerprint, running_map_call, running_map_dataset
 from .schema import SKIP_REASON
 from .version import __version__
 
@@ -90,6 +94,8 @@ class Processor:
         return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
 
     def __getstate__(self) -> dict[str, Any]:
+        if not self.adds_columns and not getattr(self, "keep_skipped", False):
+            replay_skips(self)  # a cached map never calls the processor: its skips are told here
         state = self.config()
         state[_VERSION_KEY] = __version__
         return state
@@ -192,30 +198,23 @@ def drop_skipped(rows: Any, column: str = SKIP_REASON) -> tuple[Any, dict[str, i
     return rows.remove_columns(column), skipped
 
 
-def _map_call_key() -> Any:
-    """An identity of the ``Dataset.map`` call running this code (its ``_map_single`` frame), else None."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        if frame.f_code.co_name == "_map_single":
-            return (id(frame), frame.f_locals.get("new_fingerprint"))
-        frame = frame.f_back
-    return None
-
-
 def warn_skipped_once(processor: Processor, skipped: Mapping[str, int], rows_read: int, hint: str) -> None:
     """Log at WARNING, once per ``Dataset.map`` call, that ``processor`` skipped rows, with counts by reason.
 
     As ``datasets`` warns once rather than per batch: the first batch of a ``map`` call that skips anything
     logs the warning (its counts by reason, and ``hint``: how to get the full report); later batches of that
     call log at DEBUG. Outside ``Dataset.map`` (a direct call, Ray) it warns once per processor and process.
+    The call's running totals are also kept beside the dataset's cache files (:func:`replay_skips`), so that
+    a rerun answered from the cache warns too.
     """
     name = type(processor).__name__
     if not skipped:
         return
-    key = _map_call_key()
+    key = running_map_call()
+    _record_skips(processor, key, skipped, hint)
     warned = processor.__dict__.setdefault("_warned_skips", set())
     counts = ", ".join(f"{reason}={n}" for reason, n in sorted(skipped.items()))
-    if key in warned:
+    if key in warned or processor.__dict__.get("_replayed"):
         logger.debug("%s skipped %s in a batch of %d rows", name, counts, rows_read)
         return
     warned.clear()  # only the running map call's key is kept
@@ -228,6 +227,63 @@ def warn_skipped_once(processor: Processor, skipped: Mapping[str, int], rows_rea
         rows_read,
         hint,
     )
+
+
+def _skip_ledger(processor: Processor) -> Path | None:
+    """Where the skips of ``processor`` over the dataset that a running ``map`` maps are kept, if cached."""
+    dataset = running_map_dataset()
+    fingerprint = dataset_fingerprint(dataset) if dataset is not None else None
+    files = dataset.cache_files if dataset is not None else None
+    if not files or fingerprint is None:  # in memory: datasets caches nothing, so nothing will be replayed
+        return None
+    state = json.dumps([type(processor).__qualname__, processor.config(), __version__], default=repr)
+    digest = hashlib.sha256(f"{fingerprint}:{state}".encode()).hexdigest()[:20]
+    return Path(files[0]["filename"]).parent / f"real_hub-skips-{digest}.json"
+
+
+def _record_skips(processor: Processor, call: Any, skipped: Mapping[str, int], hint: str) -> None:
+    """Add a batch's skips to the running ``map`` call's totals, kept beside the dataset's cache files."""
+    ledger = _skip_ledger(processor)
+    if ledger is None:
+        return
+    totals = processor.__dict__.setdefault("_skip_totals", {}).setdefault(call, Counter())
+    totals.update(skipped)
+    try:
+        write_json_atomic(ledger, {"skipped": dict(sorted(totals.items())), "hint": hint})
+    except OSError as err:  # a read-only cache: the warning of this run still stands
+        logger.debug("cannot keep the skip counts at %s: %s", ledger, err)
+
+
+def replay_skips(processor: Processor) -> None:
+    """Warn again about the rows a ``map`` call skipped when ``datasets`` answers it from its cache.
+
+    Called while ``datasets`` fingerprints the processor, before it looks for a cached result: when the
+    same processor already ran over the same dataset, the counts kept then are logged at WARNING (once).
+    """
+    ledger = _skip_ledger(processor)
+    if ledger is None or not ledger.exists() or processor.__dict__.get("_replayed") == ledger:
+        return
+    try:
+        kept = json.loads(ledger.read_text(encoding="utf-8"))
+        skipped, hint = dict(kept["skipped"]), str(kept.get("hint", ""))
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    processor.__dict__["_replayed"] = ledger
+    counts = ", ".join(f"{reason}={n}" for reason, n in sorted(skipped.items()))
+    logger.warning(
+        "%s emitted fewer rows than it read over this dataset: skipped %s (counted when this map was "
+        "computed; the result may come from the cache); %s",
+        type(processor).__name__,
+        counts,
+        hint,
+    )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def map_and_count(

@@ -830,7 +830,7 @@ def test_response_longer_than_the_context_is_refused_before_the_model_runs(gpt2_
     rows[ROW]["rejected"] = LONG
     reward = DensityRatioReward(str(gpt2_lm_dir), str(gpt2_lm_dir), domain_routing=False)
     with pytest.raises(
-        RealHubError, match=rf"row {ROW}, column 'response': the prompt \+ response is \d+ tokens"
+        RealHubError, match=rf"row {ROW}, column 'rejected': the prompt \+ response is \d+ tokens"
     ):
         Dataset.from_list(rows).map(reward, batched=True, with_indices=True)
 
@@ -907,7 +907,7 @@ CLI_CASES = {
             "--limit",
             "0",
         ],
-        r"limit \(--limit\) must be a positive number",
+        r"(?m)^error: --limit N: N must be a positive number of rows \(leave it out for all\)",
     ),
     "limit_negative": (
         lambda d: [
@@ -915,11 +915,11 @@ CLI_CASES = {
             "--limit",
             "-2",
         ],
-        r"limit \(--limit\) must be a positive number",
+        r"(?m)^error: --limit N: N must be a positive number of rows \(leave it out for all\)",
     ),
     "unknown_columns": (
         lambda d: [_write(d / "cols.jsonl", '{"question": "q", "answer": "a"}\n')],
-        r"schemas tried",
+        r"(?s)Schemas tried.*pass --format to name the schema",
     ),
     "no_prompt": (
         lambda d: [_write(d / "np.jsonl", '{"question": "q", "chosen": "a", "rejected": "b"}\n')],

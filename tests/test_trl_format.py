@@ -162,12 +162,12 @@ def test_trl_source_pushed_and_loaded_trains_in_trl(hub, tmp_path, llama_lm_dir,
     repo = _repo()
     code = main(
         [
-            "curate", str(source), "--format", "trl", "--push-to", repo, "--strategy", "random",
+            "curate", str(source), "--format", "trl", "--push-to", repo,
             "--embedder", str(llama_lm_dir), "--embed-backend", "causal-lm", "-q",
         ]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    pairs = load_dataset(repo, "random", split="train")
+    pairs = load_dataset(repo, "all", split="train")  # no --budget: every pair kept, none selected
     assert sorted(pairs["chosen"], key=str) == sorted((r["chosen"] for r in rows), key=str)
     assert_one_format(pairs, conversational=conversational)
     assert_trains_in_trl(pairs, str(llama_lm_dir), tmp_path)
@@ -241,7 +241,7 @@ def test_curate_returns_what_it_writes(tmp_path, llama_lm_dir):
     )
     result = curate(source, output_dir=tmp_path, embedder=str(llama_lm_dir), embed_backend="causal-lm")
     assert trl_format(result.dataset.features) == "conversational"
-    written = load_dataset(str(tmp_path), "dissimilar", split="train")
+    written = load_dataset(str(tmp_path), "all", split="train")  # pairs without a budget: none selected
     assert written.to_list() == result.dataset.to_list()
 
 
@@ -341,13 +341,12 @@ def test_card_snippet_trains_with_trl_on_the_pushed_set(hub, tmp_path, llama_lm_
     assert f'load_dataset("{repo}", "dissimilar", split="train")' in code
     assert "trainer.train()" in code and "DPOTrainer(" in code
     assert "`RewardTrainer` takes them the same way" in card.text
-    # the same code on this CPU with the tiny model: the model id and the CPU settings are all that change
+    # the same code on this CPU with the tiny model: the model id and the run's length are all that change
+    # (the card's lines turn bf16 on only where a GPU has it)
     model = re.search(r'model="([^"]+)"', code).group(1)
     code = code.replace(f'"{model}"', repr(str(llama_lm_dir)))
-    code = code.replace(
-        "DPOConfig(",
-        "DPOConfig(use_cpu=True, bf16=False, max_steps=2, per_device_train_batch_size=2, logging_steps=1, ",
-    )
+    run = "max_steps=2, per_device_train_batch_size=2, logging_steps=1, "
+    code = code.replace("DPOConfig(", f"DPOConfig({run}")
     code = code.replace('output_dir="', f'output_dir="{tmp_path}/')
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
@@ -374,7 +373,7 @@ def test_reference_logps_are_recorded_on_the_card_and_reused_by_train_dpo_for_th
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     spec = ReferenceSpec(model, None, "float32", 64, "keep_start")
-    curated = load_curated(out, "dissimilar")
+    curated = load_curated(out, "all")
     assert curated.provenance.reference == spec.to_dict()
     text = (out / "README.md").read_text()
     assert f"reference log-probs (`ref_chosen_logps`, `ref_rejected_logps`) of `{model}`" in text
@@ -393,7 +392,7 @@ def test_reference_logps_are_recorded_on_the_card_and_reused_by_train_dpo_for_th
         "output_dir": tmp_path / "m",
         "max_steps": 1,
         "per_device_train_batch_size": 2,
-        "config": "dissimilar",
+        "config": "all",
     }
     used = train_dpo(str(out), model, max_length=64, **kw)
     assert used.ref_logps_source == "dataset"

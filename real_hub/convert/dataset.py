@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from datasets import Dataset, Features, Json, List, Value
 
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from ..processor import drop_skipped
 from ..schema import (
     NOTES,
@@ -31,6 +31,17 @@ from .trl import pairs_batch_to_trl, trl_batch_to_pairs
 from .ultrafeedback import ultrafeedback_batch_to_candidates
 
 logger = logging.getLogger(__name__)
+
+
+def _one_split(dataset: Any, function: str) -> None:
+    """Refuse a ``DatasetDict`` (several splits) where one split is expected, saying how to pick one."""
+    if isinstance(dataset, Mapping) and not isinstance(dataset, Features):
+        splits = list(dataset)
+        pick = splits[0] if splits else "train"
+        raise ConfigError(
+            f"{function} converts one split, a Dataset; got a {type(dataset).__name__} with splits {splits}: "
+            f"pass one, e.g. {function}(ds[{pick!r}])"
+        )
 
 
 def _finish(out: Dataset, source: str, rows_in: int) -> tuple[Dataset, ConversionReport]:
@@ -118,7 +129,9 @@ def conversion_plan(
                 with_marks(pair_features(hh_prompt == "messages")),
             )
         if "prompt" not in features and _is_text_feature(features["chosen"]):
-            require_columns(features, ["prompt"], hint="HH-RLHF transcripts convert with source='hh'")
+            require_columns(
+                features, ["prompt"], hint=f"HH-RLHF transcripts convert with {option('source', 'hh')}"
+            )
         conversational = (
             "prompt" not in features
             or is_messages_feature(features["prompt"])
@@ -159,6 +172,7 @@ def to_pairs(
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type.
     """
+    _one_split(dataset, "to_pairs")
     plan = conversion_plan(dataset, source, "pairs", hh_prompt=hh_prompt)
     return _convert(dataset, plan.fn, plan.features, plan.source, **plan.fn_kwargs)
 
@@ -176,6 +190,7 @@ def to_candidates(dataset: Dataset, source: str = "auto") -> tuple[Dataset, Conv
         ColumnError: a required column is missing (the message lists those present).
         RowError: a value has the wrong type, or candidate lists are ragged.
     """
+    _one_split(dataset, "to_candidates")
     plan = conversion_plan(dataset, source, "candidates")
     if plan.fn is not None:
         return _convert(dataset, plan.fn, plan.features, plan.source, **plan.fn_kwargs)
@@ -212,6 +227,7 @@ def to_trl(dataset: Dataset, *, conversational: bool | None = None) -> Dataset:
     Raises:
         RowError: a prompt, ``chosen`` or ``rejected`` is None, empty or not text (naming the row).
     """
+    _one_split(dataset, "to_trl")
     features = dataset.features
     require_columns(features, ["prompt", "chosen", "rejected"])
     if is_messages_feature(features["chosen"]):

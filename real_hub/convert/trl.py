@@ -39,6 +39,15 @@ def _trl_row(
     """(prompt, chosen, rejected, skip reason) of one TRL preference row."""
     chosen, rejected = batch["chosen"][i], batch["rejected"][i]
     prompt = batch["prompt"][i] if "prompt" in batch else None
+    if isinstance(chosen, str) != isinstance(rejected, str) and (is_list(chosen) or is_list(rejected)):
+        # one side text, the other messages: the text side is the odd one (a conversational row)
+        column, other = ("chosen", "rejected") if isinstance(chosen, str) else ("rejected", "chosen")
+        raise RowError(
+            f"expected a list of chat messages, as in {other!r} (a conversational row), found "
+            f"{describe(batch[column][i])}",
+            row=row,
+            column=column,
+        )
     if isinstance(chosen, str) or isinstance(rejected, str):  # standard, or canonical pairs
         if "prompt" not in batch:  # implicit-prompt conversations (a Json column) with a text row
             column = "chosen" if isinstance(chosen, str) else "rejected"

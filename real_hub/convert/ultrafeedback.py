@@ -11,6 +11,9 @@ from ..schema import CANDIDATE_COLUMNS
 from ..validate import describe, is_list, row_label
 from .values import append_row, new_columns, number_value, text_value
 
+#: UltraFeedback's rating scale (each aspect is rated 1 to 5, or "N/A").
+RATING_MIN, RATING_MAX = 1, 5
+
 
 def ultrafeedback_score(
     completion: Mapping[str, Any], *, row: int | str = "?", item: int = 0
@@ -41,10 +44,13 @@ def ultrafeedback_score(
             number = float(rating)
         except (TypeError, ValueError):
             number = math.nan
-        if isinstance(rating, bool) or not math.isfinite(number):
+        if isinstance(rating, bool) or not math.isfinite(number) or not RATING_MIN <= number <= RATING_MAX:
             column = f"completions[{item}].annotations.{aspect}.Rating"
             raise RowError(
-                f"expected a rating 1-5 or 'N/A', found {describe(rating)}", row=row, column=column
+                f"expected a rating {RATING_MIN}-{RATING_MAX} (UltraFeedback's scale) or 'N/A', "
+                f"found {describe(rating)}",
+                row=row,
+                column=column,
             ) from None
         ratings.append(number)
     if ratings:

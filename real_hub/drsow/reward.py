@@ -38,7 +38,7 @@ import numpy as np
 from ..arrays import first_non_finite
 from ..errors import ColumnError, ConfigError, RowError
 from ..logprobs import score_sequences
-from ..models import load_causal_lm, pick_device
+from ..models import load_causal_lm, pick_device, resolve_model
 from ..processor import Processor, split_extra_args
 from ..validate import (
     CANDIDATE_RESPONSE_COLUMN,
@@ -265,6 +265,9 @@ class DensityRatioReward(Processor):
     def _load(self, rank: int | None) -> _Models:
         device = pick_device(self.device, rank)
         common = {"device": device, "dtype": self.model_dtype, "trust_remote_code": self.trust_remote_code}
+        # both found before either loads: a missing weak model fails in seconds, not after the strong one
+        resolve_model(self.strong, self.strong_revision, gguf_file=self.strong_gguf_file)
+        resolve_model(self.weak, self.weak_revision, gguf_file=self.weak_gguf_file)
         strong, stok = load_causal_lm(
             self.strong, revision=self.strong_revision, gguf_file=self.strong_gguf_file, **common
         )
@@ -373,13 +376,15 @@ class DensityRatioReward(Processor):
         labels = [row_label(i, indices) for i in range(n)]
         prompts = [_check_prompt(batch["prompt"][i], labels[i]) for i in range(n)]
         responses: list[list[str]] = []
+        response_names: list[list[str]] = []  # the column (and list item) each response came from
         shapes: list[list[int | None]] = []  # pairs: per side, None for one response or the list's length
         for i in range(n):
             if columns == PAIR_COLUMNS:
-                row, shape = [], []
+                row, shape, names = [], [], []
                 for c in PAIR_COLUMNS:
                     texts, is_list = _pair_side(batch[c][i], labels[i], c)
                     row.extend(texts)
+                    names.extend([f"{c}[{j}]" for j in range(len(texts))] if is_list else [c])
                     shape.append(len(texts) if is_list else None)
                 shapes.append(shape)
             else:
@@ -389,11 +394,10 @@ class DensityRatioReward(Processor):
                     column=CANDIDATES_COLUMN,
                     what="a list of strings",
                 )
-                row = [
-                    check_response(v, row=labels[i], column=f"{CANDIDATES_COLUMN}[{j}]")
-                    for j, v in enumerate(value)
-                ]
+                names = [f"{CANDIDATES_COLUMN}[{j}]" for j in range(len(value))]
+                row = [check_response(v, row=labels[i], column=c) for c, v in zip(names, value)]
             responses.append(row)
+            response_names.append(names)
 
         domains: list[str] | None = None
         if self.domain_routing:
@@ -406,8 +410,10 @@ class DensityRatioReward(Processor):
         flat_responses: list[str] = []
         flat_labels: list[int | str] = []
         flat_keeps: list[str | None] = []
+        flat_columns: list[str] = []
         for i in range(n):
             instruction = self.instructions[domains[i]] if domains is not None else None
+            flat_columns.extend(response_names[i])
             for text in responses[i]:
                 rendered, ok, keep = self._render(models.strong_tokenizer, prompts[i], text, instruction)
                 if not ok:
@@ -429,6 +435,7 @@ class DensityRatioReward(Processor):
             "batch_size": self.batch_size,
             "max_length": self.max_length,
             "row_labels": flat_labels,
+            "row_columns": flat_columns,
             "keep_prefixes": flat_keeps,
         }
         strong = score_sequences(

@@ -24,7 +24,7 @@ from datasets import Dataset, DatasetDict, load_dataset
 from huggingface_hub import DatasetCard
 
 from ..convert import to_trl, trl_format
-from ..errors import ConfigError, FormatError, hub_errors
+from ..errors import ConfigError, FormatError, hub_errors, option
 from .dataset_card import Provenance, Statistics, build_card, read_metadata
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,12 @@ def as_trl(data: Dataset | DatasetDict) -> DatasetDict:
     return DatasetDict(out)
 
 
-def _check_name(kind: str, name: str) -> None:
+def _check_name(kind: str, name: object) -> None:
+    if not isinstance(name, str):
+        raise ConfigError(
+            f"the {kind} name must be a string (letters, digits, '_', '-' or '.'), got {type(name).__name__} "
+            f"{name!r}" + ("; save one config per call" if isinstance(name, (list, tuple)) else "")
+        )
     if not _NAME.match(name):
         raise ConfigError(f"{kind} name {name!r} must be letters, digits, '_', '-' or '.'")
 
@@ -122,12 +127,14 @@ def save_curated(
     Pairs are written in TRL's preference format (see :func:`as_trl`). Configs already in the folder are
     kept; writing one that exists needs ``overwrite=True``.
     """
+    _check_name("config", config_name)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     card = existing_card(folder)
     if config_name in card_configs(card) and not overwrite:
         raise ConfigError(
-            f"config {config_name!r} already exists in {folder}; pass overwrite=True to replace it"
+            f"config {config_name!r} already exists in {folder}; "
+            f"pass {option('overwrite', True)} to replace it"
         )
     splits = as_trl(data)
     patterns = write_config_files(splits, folder, config_name)
@@ -150,6 +157,7 @@ def load_curated(repo_id_or_folder: str | Path, config: str) -> CuratedSet:
     The pairs come back in TRL's preference format, as written; a set written before real-hub wrote that
     format (message prompts with string responses) is converted on load.
     """
+    _check_name("config", config)
     path = Path(repo_id_or_folder)
     if path.exists():
         card = existing_card(path)
@@ -219,7 +227,7 @@ def push_curated(
         if config_name in card_configs(card) and not overwrite:
             raise ConfigError(
                 f"config {config_name!r} already exists in dataset repo {repo_id}; "
-                "pass overwrite=True to replace it"
+                f"pass {option('overwrite', True)} to replace it"
             )
         with tempfile.TemporaryDirectory(prefix="real-hub-push-") as tmp:
             paths = write_config_files(splits, Path(tmp), config_name)

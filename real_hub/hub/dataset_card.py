@@ -15,6 +15,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..options import NO_SELECTION
 from ..reporting import markdown_cell
 
 TAGS = ["dpo", "preference", "real-hub"]
@@ -32,6 +33,8 @@ class Provenance:
 
     source: str | None = None
     source_revision: str | None = None
+    limit: int | None = None
+    """Only the source's first ``limit`` rows were read (``real-hub curate --limit N``)."""
     converter: str | None = None
     embedder: str | None = None
     embedder_revision: str | None = None
@@ -101,8 +104,14 @@ def config_section(config: str, provenance: Provenance, statistics: Statistics) 
         else:
             stats.append((key, markdown_cell(value)))
     template = jinja2.Template(_template("dataset_card_config.md"), keep_trailing_newline=True)
+    note = (
+        "No pairs were selected: this config holds every pair of the source (curated without a budget)."
+        if provenance.strategy == NO_SELECTION
+        else ""
+    )
     return template.render(
         config=config,
+        note=note,
         provenance=[(k, markdown_cell(v)) for k, v in provenance.to_dict().items()],
         statistics=stats,
     )

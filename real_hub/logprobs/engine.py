@@ -166,9 +166,16 @@ def context_length(model) -> int | None:
 
 
 def check_context_length(
-    model, pairs: Sequence[EncodedPair], row_labels: Sequence[int | str] | None, max_length: int | None
+    model,
+    pairs: Sequence[EncodedPair],
+    row_labels: Sequence[int | str] | None,
+    max_length: int | None,
+    row_columns: Sequence[str] | None = None,
 ) -> None:
-    """Refuse, before the model runs, a pair longer than the model's context, naming its row and lengths."""
+    """Refuse, before the model runs, a pair longer than the model's context, naming its row and lengths.
+
+    ``row_columns`` names each pair's response column in the error (default ``"response"``).
+    """
     limit = context_length(model)
     if limit is None or not pairs:
         return
@@ -188,7 +195,7 @@ def check_context_length(
         f"{len(pairs[k].response)} of response): expected at most the model's context of {limit} "
         f"tokens; {fix}",
         row=label,
-        column="response",
+        column=row_columns[k] if row_columns is not None else "response",
     )
 
 
@@ -206,6 +213,7 @@ def score_sequences(
     share_prompts: bool | None = None,
     cache_bytes: int = 2 * 1024**3,
     row_labels: Sequence[int | str] | None = None,
+    row_columns: Sequence[str] | None = None,
     strategy: str | None = None,
     max_packed_length: int = 4096,
     keep_prefixes: Sequence[str | None] | None = None,
@@ -232,6 +240,7 @@ def score_sequences(
         cache_bytes: ``strategy="cache"``: memory for the prompts' key/value caches held at once (at least
             one batch's worth); more lets responses of more prompts be bucketed by length together.
         row_labels: How errors name the rows (default: their index).
+        row_columns: How errors name each pair's response column (default: ``"response"``).
         strategy: How prompts are shared: ``"packed"`` (one row per prompt with its responses after it),
             ``"cache"`` (the prompt's key/value cache reused), ``"none"`` (prompt + response per row), or
             ``None``: packed where the model's attention allows it, else cache, else none.
@@ -255,7 +264,7 @@ def score_sequences(
         row_labels=row_labels,
         keep_prefixes=keep_prefixes,
     )
-    check_context_length(model, pairs, row_labels, max_length)
+    check_context_length(model, pairs, row_labels, max_length, row_columns)
     return score_encoded(
         model,
         pairs,

@@ -338,14 +338,26 @@ class SelectPairs(Processor):
         for r, row in enumerate(group):
             row.picks = list(zip(pick_i[r], pick_j[r], pick_s[r], strict=True))
 
+    def check_columns(self, present: Sequence[str]) -> None:
+        """Refuse data without candidates and their embeddings, saying what to do instead."""
+        wanted = ["prompt", self.responses_column, self.embedding_column]
+        if all(c in present for c in wanted):
+            return
+        if self.responses_column not in present and {"chosen", "rejected"} <= set(present):
+            hint = (
+                "these are pairs (chosen/rejected), not a prompt's candidates: score them with "
+                "PairSimilarity and keep the most dissimilar share with budget_filter(pairs, budget)"
+            )
+        elif self.responses_column in present:
+            hint = "embed the candidates first, e.g. with EmbedResponses"
+        else:
+            hint = "SelectPairs takes candidates (prompt, responses): convert the source with to_candidates"
+        require_columns(present, wanted, hint=hint)
+
     def process(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
         """Return the new pair rows (one per selected pair; plus skipped items with ``keep_skipped``)."""
         names = column_names(batch)
-        require_columns(
-            names,
-            ["prompt", self.responses_column, self.embedding_column],
-            hint="SelectPairs expects candidates rows (prompt, responses, responses_embedding)",
-        )
+        self.check_columns(names)
         rows = self._read_rows(batch, indices)
         flat, counts = ragged_vectors(
             raw_column(batch, self.embedding_column), self.embedding_column, indices
@@ -468,11 +480,7 @@ def select_pairs(
     """
     options.pop("keep_skipped", None)
     processor = SelectPairs(strategy, keep_skipped=True, **options)
-    require_columns(
-        dataset.column_names,
-        ["prompt", processor.responses_column, processor.embedding_column],
-        hint="embed the candidates first, e.g. with EmbedResponses",
-    )
+    processor.check_columns(dataset.column_names)
     features = processor.output_features(dataset.features)
     pairs, skipped = map_and_count(
         dataset,

@@ -45,6 +45,7 @@ def build_app(
     page_size: int = PAGE_SIZE,
     seed: int = 0,
     scheduler: Any = "env",
+    preload: bool = False,
 ) -> Any:
     """Build the Space's ``gr.Blocks``.
 
@@ -56,14 +57,19 @@ def build_app(
         seed: Seed of the A/B order in annotation mode.
         scheduler: A ``CommitScheduler`` for the annotations, ``None``, or ``"env"`` to make one when
             ``$REAL_HUB_LABELS_REPO`` is set.
+        preload: Load ``source`` now, so that an unknown folder or repo fails here, before any server starts
+            (``real-hub space``), rather than on the page.
     """
     folder = Path(annotations_dir or os.environ.get(ANNOTATIONS_DIR_ENV) or "labels")
     folder.mkdir(parents=True, exist_ok=True)
     if scheduler == "env":
         scheduler = annotation_scheduler(folder)
     store = AnnotationStore(folder, scheduler=scheduler)
-    h = SpaceHandlers(SourceCache(encoder=encoder), AnnotationQueues(store, seed), page_size)
+    cache = SourceCache(encoder=encoder)
     initial = (source or "").strip() or DEMO
+    if preload and initial != DEMO:
+        cache.get(initial)
+    h = SpaceHandlers(cache, AnnotationQueues(store, seed), page_size)
 
     with gr.Blocks(title="real-hub: curated preference pairs") as app:
         gr.Markdown(
@@ -221,6 +227,7 @@ def launch(source: str | None = None, **kwargs: Any) -> Any:
 
     ``annotations_dir`` and ``encoder`` go to :func:`build_app`, the other keywords to ``Blocks.launch``.
     """
-    app = build_app(source, **{k: kwargs.pop(k) for k in ("annotations_dir", "encoder") if k in kwargs})
+    options = {k: kwargs.pop(k) for k in ("annotations_dir", "encoder") if k in kwargs}
+    app = build_app(source, preload=True, **options)
     app.launch(css=CSS, **kwargs)
     return app
