@@ -14,11 +14,11 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from .encoders import Encoder
 from .hub.curated import CuratedSet, save_curated
 from .hub.dataset_card import Provenance, Statistics
 from .models import DEFAULT_EMBEDDER
 from .real.embed import EmbedResponses
-from .real.encoders import Encoder
 from .real.select import STRATEGIES, select_pairs
 from .reporting import library_versions, summarize
 
@@ -53,7 +53,7 @@ def select_demo(
 ) -> dict[str, CuratedSet]:
     """Embed the demo set and select pairs with each strategy, in memory: one curated config per strategy.
 
-    ``embedder`` is a model id or folder, or an :class:`~real_hub.real.encoders.Encoder` object (the Space's
+    ``embedder`` is a model id or folder, or an :class:`~real_hub.encoders.Encoder` object (the Space's
     tests pass a tiny one). Each config's ``train`` split carries the provenance and statistics that
     :func:`run_demo` writes into the card.
     """

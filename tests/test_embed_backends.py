@@ -12,10 +12,9 @@ from datasets import Dataset, List, Value
 from datasets.fingerprint import Hasher
 from tiny_models import save_tiny_sentence_transformer
 
-from real_hub import EmbedResponses
+from real_hub import EmbedResponses, encoders
 from real_hub.errors import ConfigError, MissingExtraError
 from real_hub.models import clear_model_cache
-from real_hub.real import encoders
 
 pytest.importorskip("model2vec")
 

@@ -858,7 +858,7 @@ def test_reward_inputs_name_the_row(reward_models, column, mutation):
 
 
 def test_causal_lm_embeddings_cut_long_responses_to_the_context_and_count_them(gpt2_lm):
-    from real_hub.real.encoders import CausalLMEncoder
+    from real_hub.encoders import CausalLMEncoder
 
     encoder = CausalLMEncoder(gpt2_lm.model, gpt2_lm.tokenizer)
     vectors = encoder.encode(["short", LONG])

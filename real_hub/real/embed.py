@@ -2,7 +2,7 @@
 
 Responses are embedded on their own, without the prompt (REAL embeds the response only), and every
 vector is L2-normalised so that a dot product is the cosine similarity. The backends (sentence-transformers,
-a causal LM's hidden states, or any :class:`~real_hub.real.encoders.Encoder`) live in ``encoders.py``.
+a causal LM's hidden states, or any :class:`~real_hub.encoders.Encoder`) live in ``encoders.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ..arrays import unit_rows, vector_fault
+from ..encoders import BACKENDS, DEFAULT_STATIC_DIMS, ST_BACKENDS, Backend, Encoder, StBackend, load_encoder
 from ..errors import ColumnError, ConfigError, RowError
 from ..models import (
     DEFAULT_EMBEDDER,
-    is_sentence_transformer,
-    load_causal_lm,
-    load_sentence_transformer,
-    resolve_model,
 )
 from ..processor import Processor, split_extra_args
 from ..validate import (
@@ -30,22 +27,8 @@ from ..validate import (
     response_columns,
     row_label,
 )
-from .encoders import (
-    DEFAULT_STATIC_DIMS,
-    ST_BACKENDS,
-    CausalLMEncoder,
-    Encoder,
-    SentenceTransformerEncoder,
-    StaticEncoder,
-    StBackend,
-    load_exported_encoder,
-    load_static_model,
-)
 
 logger = logging.getLogger(__name__)
-
-Backend = Literal["auto", "sentence-transformers", "causal-lm", "static"]
-BACKENDS: tuple[str, ...] = ("auto", "sentence-transformers", "causal-lm", "static")
 
 
 class EmbedResponses(Processor):
@@ -149,49 +132,19 @@ class EmbedResponses(Processor):
         from ..models import pick_device
 
         assert isinstance(self.model, str)
-        device = pick_device(self.device, rank)
-        backend = self.backend
-        if backend == "auto":
-            resolved = resolve_model(self.model, self.revision, gguf_file=self.gguf_file)
-            backend = "sentence-transformers" if is_sentence_transformer(resolved) else "causal-lm"
-            if backend == "causal-lm" and self.st_backend != "torch":
-                raise ConfigError(
-                    f"st_backend={self.st_backend!r} needs a sentence-transformers model; {self.model!r} "
-                    "has no modules.json"
-                )
-            logger.info("EmbedResponses: using the %s backend for %s", backend, self.model)
-        if backend == "static":
-            static = load_static_model(
-                self.model,
-                revision=self.revision,
-                dims=self.static_dims,
-                device=device,
-                trust_remote_code=self.trust_remote_code,
-            )
-            return StaticEncoder(static)
-        if backend == "sentence-transformers" and self.st_backend != "torch":
-            return load_exported_encoder(
-                self.model,
-                self.st_backend,
-                revision=self.revision,
-                batch_size=self.batch_size,
-                device=device,
-                trust_remote_code=self.trust_remote_code,
-            )
-        if backend == "sentence-transformers":
-            st = load_sentence_transformer(
-                self.model, revision=self.revision, device=device, trust_remote_code=self.trust_remote_code
-            )
-            return SentenceTransformerEncoder(st, self.batch_size)
-        lm, tok = load_causal_lm(
+        return load_encoder(
             self.model,
+            backend=self.backend,
+            st_backend=self.st_backend,
             revision=self.revision,
-            device=device,
-            dtype=self.model_dtype,
+            device=pick_device(self.device, rank),
+            batch_size=self.batch_size,
+            static_dims=self.static_dims,
+            max_length=self.max_length,
+            model_dtype=self.model_dtype,
             gguf_file=self.gguf_file,
             trust_remote_code=self.trust_remote_code,
         )
-        return CausalLMEncoder(lm, tok, self.batch_size, self.max_length)
 
     @property
     def dim(self) -> int:

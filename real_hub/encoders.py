@@ -24,9 +24,17 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..cache import derived_folder, publish
-from ..errors import ConfigError, MissingExtraError, RowError
-from ..models import ResolvedModel, cached, check_remote_code, load_sentence_transformer, resolve_model
+from .cache import derived_folder, publish
+from .errors import ConfigError, MissingExtraError, RowError
+from .models import (
+    ResolvedModel,
+    cached,
+    check_remote_code,
+    is_sentence_transformer,
+    load_causal_lm,
+    load_sentence_transformer,
+    resolve_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +87,7 @@ class CausalLMEncoder:
 
     def token_limit(self) -> int | None:
         """Tokens kept per response: ``max_length``, capped at the model's context (its position count)."""
-        from ..logprobs.engine import context_length
+        from .logprobs.engine import context_length
 
         context = context_length(self.model)
         limits = [v for v in (self.max_length, context) if v is not None]
@@ -381,3 +389,65 @@ def load_exported_encoder(
         return ExportedEncoder(model, export_onnx(model, resolved), runtime, batch_size, device)
 
     return cached(("exported", runtime, resolved.path, resolved.revision, batch_size, device), load)
+
+
+Backend = Literal["auto", "sentence-transformers", "causal-lm", "static"]
+BACKENDS: tuple[str, ...] = ("auto", "sentence-transformers", "causal-lm", "static")
+
+
+def load_encoder(
+    model: str,
+    *,
+    backend: str = "auto",
+    st_backend: str = "torch",
+    revision: str | None = None,
+    device: str = "cpu",
+    batch_size: int = 64,
+    static_dims: int | None = DEFAULT_STATIC_DIMS,
+    max_length: int | None = None,
+    model_dtype: str | None = "float32",
+    gguf_file: str | None = None,
+    trust_remote_code: bool = False,
+) -> Encoder:
+    """The :class:`Encoder` of ``model`` for ``backend``, its model loaded once per process.
+
+    ``auto`` is sentence-transformers when the model has ``modules.json``, else its causal-LM hidden states.
+    What REAL's ``EmbedResponses`` and Dr.SoW's embedding router both embed with.
+    """
+    if backend == "auto":
+        resolved = resolve_model(model, revision, gguf_file=gguf_file)
+        backend = "sentence-transformers" if is_sentence_transformer(resolved) else "causal-lm"
+        if backend == "causal-lm" and st_backend != "torch":
+            raise ConfigError(
+                f"st_backend={st_backend!r} needs a sentence-transformers model; {model!r} has no "
+                "modules.json"
+            )
+        logger.info("Embedding with the %s backend for %s", backend, model)
+    if backend == "static":
+        static = load_static_model(
+            model, revision=revision, dims=static_dims, device=device, trust_remote_code=trust_remote_code
+        )
+        return StaticEncoder(static)
+    if backend == "sentence-transformers" and st_backend != "torch":
+        return load_exported_encoder(
+            model,
+            st_backend,  # type: ignore[arg-type]
+            revision=revision,
+            batch_size=batch_size,
+            device=device,
+            trust_remote_code=trust_remote_code,
+        )
+    if backend == "sentence-transformers":
+        st = load_sentence_transformer(
+            model, revision=revision, device=device, trust_remote_code=trust_remote_code
+        )
+        return SentenceTransformerEncoder(st, batch_size)
+    lm, tok = load_causal_lm(
+        model,
+        revision=revision,
+        device=device,
+        dtype=model_dtype,
+        gguf_file=gguf_file,
+        trust_remote_code=trust_remote_code,
+    )
+    return CausalLMEncoder(lm, tok, batch_size, max_length)
