@@ -81,7 +81,7 @@ def matmul_rate(device: str, dtype, size: int, repeats: int) -> float:
 
 
 def rendered(tokenizer, pairs: list[dict]) -> tuple[list[str], list[str]]:
-    from real_hub.drsow.reward import render
+    from real_hub.rendering import render
 
     prompts, responses = [], []
     for pair in pairs:

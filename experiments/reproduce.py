@@ -149,7 +149,7 @@ def load_pairs(path: Path) -> tuple[Any, dict[str, Any]]:
 
 def render_pairs(tokenizer: Any, pairs: Any) -> tuple[list[str], list[str], list[str]]:
     """The policy's chat rendering: prompt text, chosen and rejected continuations (end-of-turn included)."""
-    from real_hub.drsow.reward import render
+    from real_hub.rendering import render
 
     prompts, chosen, rejected = [], [], []
     for row in pairs:

@@ -12,7 +12,7 @@ How a row is generated (the ``transformers`` backend):
   ``user`` message, and the messages are rendered with ``add_generation_prompt=True``, then tokenized
   without adding special tokens (as ``apply_chat_template(tokenize=True)`` does). Otherwise a text prompt
   is tokenized as given (the tokenizer's own special tokens added), and a message prompt is rendered as an
-  HH-style transcript (:func:`real_hub.reward.render_plain`). This is the same rendering
+  HH-style transcript (:func:`real_hub.rendering.render_plain`). This is the same rendering
   :class:`~real_hub.DensityRatioReward` scores with, so generated rows can be rewarded by the generator.
 - **Reproducible per row**: each row has its own ``torch.Generator``, seeded from a hash of ``seed`` and
   the row's prompt; at every decoding step it draws ``n`` uniforms, one per sample, and a sample's token is
@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
 
-from .errors import ColumnError, ConfigError, RowError
+from .errors import ColumnError, ConfigError, RowError, option
 from .models import load_causal_lm, pick_device, resolve_model
 from .processor import Processor, split_extra_args
 from .schema import (
@@ -179,7 +179,7 @@ def encode_prompt(tokenizer: Any, prompt: str | list[dict[str, str]], *, chat_te
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
     if not isinstance(prompt, str):
-        from .drsow.reward import render_plain
+        from .rendering import render_plain
 
         prompt = render_plain(prompt, "").prompt
     return list(tokenizer(prompt)["input_ids"])
@@ -573,6 +573,39 @@ class GenerateResponses(Processor):
                 row.append(Sample(ids, reason, n_tokens))
             results.append(row)
         return results
+
+
+def generate_candidates(
+    rows: Any, generator: GenerateResponses, *, batch_size: int = 256, num_proc: int | None = None
+) -> tuple[Any, GenerationReport, int]:
+    """Candidates for the prompts of ``rows``: ``prompt`` and ``responses`` sampled by ``generator``.
+
+    Empty samples are dropped from a row and rows left without a response are dropped. Returns the
+    candidates, the :class:`GenerationReport` of all samples, and how many rows had no non-empty sample.
+    """
+    if PROMPT not in rows.column_names:
+        hint = f"{option('generate', 'MODEL', placeholder=True)} continues each row's prompt"
+        raise ColumnError.missing([PROMPT], rows.column_names, hint=hint)
+    prompts = rows.select_columns([PROMPT])
+    generated = prompts.map(
+        generator,
+        batched=True,
+        with_indices=True,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        features=generator.output_features(prompts.features),
+        desc="Generating responses",
+    )
+    report = generation_report(generated)
+    logger.info("Generated %d responses for %d prompts: %s", report.samples, report.rows, report.to_dict())
+    kept = generated.map(
+        _non_empty, batched=True, input_columns=[RESPONSES], desc="Dropping empty samples"
+    ).filter(lambda r: [bool(x) for x in r], batched=True, input_columns=[RESPONSES])
+    return kept.select_columns([PROMPT, RESPONSES]), report, len(generated) - len(kept)
+
+
+def _non_empty(responses: list[list[str]]) -> dict[str, list[list[str]]]:
+    return {RESPONSES: [[r for r in row if r] for row in responses]}
 
 
 def _plain(value: Any) -> Any:

@@ -1,14 +1,14 @@
 r"""Dr.SoW's reward: ``r(x, y) = log p_strong(y | x) - log p_weak(y | x)``, as a ``dataset.map`` processor.
 
-How a row becomes the two texts both models score (:func:`render`):
+How a row becomes the two texts both models score (:func:`real_hub.rendering.render`):
 
 - The conversation is rendered **once**, with the **strong** model's chat template, and the very same
   strings go to both models (each tokenizes them with its own tokenizer; :mod:`real_hub.logprobs` takes care
   of BOS doubling and of a token that merges across the prompt/response boundary).
 - With a template: a text prompt becomes one ``user`` message; with routing on, the domain's instruction is
-  the system turn (merged in front of an existing system message, see :mod:`real_hub.routing`). The prompt
-  text is the rendering of the messages with ``add_generation_prompt=True``; the full text is the rendering
-  of ``messages + [{"role": "assistant", "content": response}]``; the response text is
+  the system turn (merged in front of an existing system message, see :mod:`real_hub.drsow.routing`). The
+  prompt text is the rendering of the messages with ``add_generation_prompt=True``; the full text is the
+  rendering of ``messages + [{"role": "assistant", "content": response}]``; the response text is
   ``full[len(prompt_text):]``, so the template's end-of-turn marker is scored as part of the response (the
   model's probability of stopping there), as in the paper's code. When the full rendering does not start
   with the prompt rendering (templates that strip or rewrite turns), the response text is the response as
@@ -17,7 +17,7 @@ How a row becomes the two texts both models score (:func:`render`):
 - Without a template (``chat_template=False``, or a strong tokenizer that has none: a warning is logged
   once): a text prompt and its response are scored exactly as given, ``prompt + response``; with routing
   on, the prompt becomes ``instruction + "\n\n" + prompt``. A message prompt is rendered as an HH-style
-  transcript (:func:`render_plain`): ``"\n\nHuman: ..."`` / ``"\n\nAssistant: ..."`` /
+  transcript (:func:`real_hub.rendering.render_plain`): ``"\n\nHuman: ..."`` / ``"\n\nAssistant: ..."`` /
   ``"\n\nSystem: ..."`` turns, then ``"\n\nAssistant:"``; the response text is ``" " + response``.
 
 Normalisation: ``normalize="sum"`` (the paper's code: summed response log-probs) or ``"mean"`` (per-token,
@@ -40,6 +40,7 @@ from ..errors import ColumnError, ConfigError, RowError
 from ..logprobs import score_sequences
 from ..models import load_causal_lm, pick_device, resolve_model
 from ..processor import Processor, split_extra_args
+from ..rendering import Rendered, render, render_plain
 from ..validate import (
     CANDIDATE_RESPONSE_COLUMN,
     PAIR_RESPONSE_COLUMNS,
@@ -63,16 +64,7 @@ from .routing import (
 logger = logging.getLogger(__name__)
 
 Normalize = Literal["sum", "mean"]
-PAIR_COLUMNS = PAIR_RESPONSE_COLUMNS
 CANDIDATES_COLUMN = CANDIDATE_RESPONSE_COLUMN
-_PLAIN_ROLES = {"user": "Human", "assistant": "Assistant", "system": "System"}
-
-
-class Rendered(NamedTuple):
-    """The two strings both models score: ``log p(response | prompt)``."""
-
-    prompt: str
-    response: str
 
 
 @dataclass
@@ -94,31 +86,6 @@ class RewardStats:
     truncated: int = 0
     tokens_cut: int = 0
     domains: Counter = field(default_factory=Counter)
-
-
-def render_plain(messages: Sequence[Mapping[str, Any]], response: str) -> Rendered:
-    r"""HH-style transcript of ``messages`` ending in ``"\n\nAssistant:"``; the response gets a space."""
-    turns = "".join(
-        f"\n\n{_PLAIN_ROLES.get(m['role'], str(m['role']).capitalize())}: {m['content']}" for m in messages
-    )
-    return Rendered(turns + "\n\nAssistant:", " " + response)
-
-
-def render(tokenizer: Any, messages: Sequence[Mapping[str, Any]], response: str) -> tuple[Rendered, bool]:
-    """Render with ``tokenizer``'s chat template; returns the texts and whether the prefix rule held.
-
-    The prompt text is the generation-prompt rendering of ``messages``; the response text is what the
-    full rendering (with the assistant's ``response``) adds to it. When the full rendering does not start
-    with the prompt text, the response text is ``response`` itself and the flag is ``False``.
-    """
-    messages = [dict(m) for m in messages]
-    prompt_text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(
-        [*messages, {"role": "assistant", "content": response}], tokenize=False
-    )
-    if full.startswith(prompt_text) and len(full) > len(prompt_text):
-        return Rendered(prompt_text, full[len(prompt_text) :]), True
-    return Rendered(prompt_text, response), False
 
 
 def _check_prompt(value: Any, label: int | str) -> str | list[dict[str, Any]]:
@@ -172,8 +139,8 @@ class DensityRatioReward(Processor):
         domain_routing: Route each prompt to a domain and prepend its instruction as a system turn; adds the
             ``domain`` column. ``False``: no instruction, no column.
         router: A callable ``router(prompts) -> domains`` over the prompts' last user turns; default an
-            :class:`~real_hub.routing.EmbeddingRouter` (all-MiniLM-L6-v2).
-        instructions: Instruction per domain; default :data:`~real_hub.routing.DOMAIN_INSTRUCTIONS`.
+            :class:`~real_hub.drsow.routing.EmbeddingRouter` (all-MiniLM-L6-v2).
+        instructions: Instruction per domain; default :data:`~real_hub.drsow.routing.DOMAIN_INSTRUCTIONS`.
         strong_revision: Hub revision of the strong model.
         weak_revision: Hub revision of the weak model.
         strong_gguf_file: GGUF file name in the strong model's folder.
@@ -287,7 +254,7 @@ class DensityRatioReward(Processor):
             self._warn_once(
                 "no-template",
                 "DensityRatioReward: the strong model %s has no chat template; prompts are rendered as "
-                "plain text (see real_hub.reward.render_plain)",
+                "plain text (see real_hub.rendering.render_plain)",
                 self.strong,
             )
         return _Models(strong, stok, weak, wtok)
@@ -307,8 +274,8 @@ class DensityRatioReward(Processor):
 
         out = Features(dict(features))
         f64, i64 = Value("float64"), Value("int64")
-        if self.input_columns(list(features)) == PAIR_COLUMNS:
-            for col in PAIR_COLUMNS:
+        if self.input_columns(list(features)) == PAIR_RESPONSE_COLUMNS:
+            for col in PAIR_RESPONSE_COLUMNS:
                 many = _is_text_list_feature(features[col])
                 for name, value in (
                     ("reward", f64),
@@ -379,9 +346,9 @@ class DensityRatioReward(Processor):
         response_names: list[list[str]] = []  # the column (and list item) each response came from
         shapes: list[list[int | None]] = []  # pairs: per side, None for one response or the list's length
         for i in range(n):
-            if columns == PAIR_COLUMNS:
+            if columns == PAIR_RESPONSE_COLUMNS:
                 row, shape, names = [], [], []
-                for c in PAIR_COLUMNS:
+                for c in PAIR_RESPONSE_COLUMNS:
                     texts, is_list = _pair_side(batch[c][i], labels[i], c)
                     row.extend(texts)
                     names.extend([f"{c}[{j}]" for j in range(len(texts))] if is_list else [c])
@@ -490,11 +457,11 @@ class DensityRatioReward(Processor):
             "tokens": split(strong.n_tokens),
             "tokens_weak": split(weak.n_tokens),
         }
-        if columns == PAIR_COLUMNS:
-            out: dict[str, list] = {f"{col}_{name}": [] for col in PAIR_COLUMNS for name in parts}
+        if columns == PAIR_RESPONSE_COLUMNS:
+            out: dict[str, list] = {f"{col}_{name}": [] for col in PAIR_RESPONSE_COLUMNS for name in parts}
             for r, shape in enumerate(shapes):
                 start = 0
-                for col, size in zip(PAIR_COLUMNS, shape, strict=True):
+                for col, size in zip(PAIR_RESPONSE_COLUMNS, shape, strict=True):
                     stop = start + (size or 1)
                     for name, values in parts.items():
                         chunk = values[r][start:stop]
@@ -536,4 +503,4 @@ def _tokenizers_differ(a: Any, b: Any) -> bool:
     return a.get_vocab() != b.get_vocab() or a(probe)["input_ids"] != b(probe)["input_ids"]
 
 
-__all__ = ["DensityRatioReward", "Rendered", "RewardStats", "render", "render_plain"]
+__all__ = ["DensityRatioReward", "RewardStats"]
