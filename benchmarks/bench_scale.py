@@ -122,7 +122,7 @@ def run_ray(shards: list[str]) -> dict:
     import ray
 
     from real_hub import SelectPairs, budget_filter
-    from real_hub.processor import drop_skipped
+    from real_hub.mapping import drop_skipped
     from real_hub.scale.ray_engine import collect
     from real_hub.schema import EMBEDDING_COLUMNS
 

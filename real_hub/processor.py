@@ -179,25 +179,6 @@ class EmittedRows:
         return self.out
 
 
-def drop_skipped(rows: Any, column: str = SKIP_REASON) -> tuple[Any, dict[str, int]]:
-    """Remove the rows whose ``column`` holds a skip reason, and the column; count them by reason.
-
-    ``rows`` is a ``datasets.Dataset`` mapped with ``keep_skipped=True`` (or a converter's ``_skip`` mark);
-    the counts are sorted by reason.
-    """
-    import numpy as np
-    import pyarrow.compute as pc
-
-    if column not in rows.column_names:  # zero rows mapped: nothing was written
-        return rows, {}
-    reasons = rows.with_format("arrow")[column]
-    counts = pc.value_counts(reasons.drop_null()).to_pylist() if len(reasons) else []
-    skipped = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
-    if skipped:
-        rows = rows.select(np.flatnonzero(reasons.is_null().to_numpy(zero_copy_only=False)))
-    return rows.remove_columns(column), skipped
-
-
 def warn_skipped_once(processor: Processor, skipped: Mapping[str, int], rows_read: int, hint: str) -> None:
     """Log at WARNING, once per ``Dataset.map`` call, that ``processor`` skipped rows, with counts by reason.
 
@@ -284,30 +265,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def map_and_count(
-    dataset: Any, processor: Any, *, features: Any, batch_size: int, num_proc: int | None, desc: str
-) -> tuple[Any, dict[str, int]]:
-    """Map a row-emitting ``processor`` (with ``keep_skipped=True``) over ``dataset``; drop and count skips.
-
-    Zero rows give an empty result with ``features``. Returns the emitted rows and the skips by reason.
-    """
-    from datasets import Dataset
-
-    if len(dataset) == 0:
-        rows = Dataset.from_dict({name: [] for name in features}, features=features)
-    else:
-        rows = dataset.map(
-            processor,
-            batched=True,
-            batch_size=batch_size,
-            num_proc=num_proc,
-            remove_columns=dataset.column_names,
-            features=features,
-            desc=desc,
-        )
-    return drop_skipped(rows)
 
 
 # ------------------------------------------------------------------------------------------ batch forms

@@ -11,7 +11,7 @@ from typing import Any
 from datasets import Dataset, Features, Json, List, Value
 
 from ..errors import ConfigError, option
-from ..processor import drop_skipped
+from ..mapping import drop_skipped, map_rows
 from ..schema import (
     NOTES,
     SKIP,
@@ -69,17 +69,8 @@ def _finish(out: Dataset, source: str, rows_in: int) -> tuple[Dataset, Conversio
 def _convert(
     dataset: Dataset, fn: Any, features: Features, source: str, **fn_kwargs: Any
 ) -> tuple[Dataset, ConversionReport]:
-    if len(dataset) == 0:  # zero rows are valid: an empty result, reported as 0 in, 0 out
-        empty = Dataset.from_dict({name: [] for name in features}, features=features)
-        return _finish(empty, source, 0)
-    out = dataset.map(
-        fn,
-        batched=True,
-        with_indices=True,
-        fn_kwargs=fn_kwargs,
-        remove_columns=dataset.column_names,
-        features=features,
-        desc=f"Converting {source}",
+    out = map_rows(
+        dataset, fn, features=features, desc=f"Converting {source}", with_indices=True, fn_kwargs=fn_kwargs
     )
     return _finish(out, source, len(dataset))
 

@@ -38,7 +38,8 @@ from datasets import Dataset, Features, Json, Value
 
 from ..arrays import column_names, python_column
 from ..errors import ColumnError, ConfigError, RowError
-from ..processor import EmittedRows, Processor, map_and_count, warn_skipped_once
+from ..mapping import map_and_count
+from ..processor import EmittedRows, Processor, warn_skipped_once
 from ..reporting import summarize
 from ..schema import (
     FEWER_THAN_TWO_RESPONSES,
@@ -240,7 +241,7 @@ class PairsFromRewards(Processor):
     highest reward and the worst the lowest, the lowest index winning ties. ``best-vs-random`` pairs the
     best with one of the other distinct responses drawn uniformly: position ``splitmix64(key + gamma) % m``
     of the ``m`` others in index order, where ``key`` is the row's 64-bit blake2b hash of ``[seed, prompt,
-    responses]`` (see :func:`real_hub.select.row_key`).
+    responses]`` (see :func:`real_hub.seeding.row_key`).
 
     Output columns: ``prompt``, ``chosen``, ``rejected``, ``margin``, ``chosen_reward``,
     ``rejected_reward``, ``chosen_index``, ``rejected_index`` (positions in ``responses``),

@@ -26,7 +26,8 @@ from ..arrays import (
     raw_column,
 )
 from ..errors import ColumnError, ConfigError, RowError
-from ..processor import EmittedRows, Processor, map_and_count
+from ..mapping import map_and_count
+from ..processor import EmittedRows, Processor
 from ..schema import (
     CANDIDATE_SIMILARITY,
     CHOSEN,
