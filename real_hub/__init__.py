@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from .real.budget import BudgetReport, budget_filter
     from .real.embed import EmbedResponses, Encoder
     from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pairs
-    from .space.annotation import AnnotationReport, AnnotationStore, LabelStore, load_annotations
-    from .train.dpo import TrainResult, train_dpo
+    from .space.annotation import AnnotationReport, AnnotationStore, load_annotations
+    from .train.dpo import HubOptions, ModelSource, TrainResult, train_dpo
     from .train.reference import ReferenceSpec, add_reference_logps
 
 #: Where each public name lives (module relative to this package).
@@ -96,8 +96,9 @@ _LAZY: dict[str, str] = {
     "select_pairs": ".real.select",
     "AnnotationReport": ".space.annotation",
     "AnnotationStore": ".space.annotation",
-    "LabelStore": ".space.annotation",
     "load_annotations": ".space.annotation",
+    "HubOptions": ".train.dpo",
+    "ModelSource": ".train.dpo",
     "TrainResult": ".train.dpo",
     "train_dpo": ".train.dpo",
     "ReferenceSpec": ".train.reference",
@@ -140,10 +141,11 @@ __all__ = [
     "GenerateResponses",
     "GenerationReport",
     "HubError",
+    "HubOptions",
     "KeywordRouter",
     "LabelReport",
-    "LabelStore",
     "ModelNotFoundError",
+    "ModelSource",
     "OrientByReward",
     "PairSimilarity",
     "PairsFromRewards",

@@ -21,6 +21,8 @@ def _option(default: Any, help: str, **cli: Any) -> Any:
 
 
 ENGINES = ("datasets", "ray")
+#: TRL's ``max_length`` default (prompt + completion tokens): what reference log-probs and DPO runs use.
+TRL_MAX_LENGTH = 1024
 
 
 @dataclass
@@ -121,7 +123,7 @@ class CurateOptions:
         "float32", "Precision of the reference model.", group="reference log-probs"
     )
     reference_max_length: int | None = _option(
-        1024, "TRL max_length the reference log-probs are for.", group="reference log-probs"
+        TRL_MAX_LENGTH, "TRL max_length the reference log-probs are for.", group="reference log-probs"
     )
 
 
@@ -163,6 +165,53 @@ def selection_strategy(opts: CurateOptions, shape: str) -> str:
 def config_for(strategy: str) -> str:
     """The config a strategy's pairs are written as (the strategy itself; ``all`` for no selection)."""
     return ALL_PAIRS_CONFIG if strategy == NO_SELECTION else strategy
+
+
+# --------------------------------------------------------------------------------- the run's processors
+
+
+def embed_arguments(opts: CurateOptions) -> dict[str, Any]:
+    """``EmbedResponses``' arguments for a run.
+
+    Both engines build their processors from these ``*_arguments`` functions (Ray builds one per actor).
+    """
+    return {"model": opts.embedder, "backend": opts.embed_backend}
+
+
+def reward_arguments(opts: CurateOptions) -> dict[str, Any] | None:
+    """``DensityRatioReward``'s arguments for a run, or None without a strong and a weak model."""
+    if opts.strong is None:
+        return None
+    return {
+        "strong": opts.strong,
+        "weak": opts.weak or "",
+        "normalize": opts.normalize,
+        "domain_routing": opts.domain_routing,
+    }
+
+
+def selector_arguments(opts: CurateOptions) -> dict[str, Any]:
+    """``SelectPairs``' options for a run (besides the strategy): pairs oriented by reward when labelling."""
+    by_reward = opts.label or (opts.generate is not None and opts.strong is not None)
+    return {
+        "pairs_per_prompt": opts.pairs_per_prompt,
+        "seed": opts.seed,
+        "scores_column": "rewards" if by_reward else "scores",
+    }
+
+
+def generator_arguments(opts: CurateOptions) -> dict[str, Any]:
+    """``GenerateResponses``' arguments for a run (``opts.generate`` is the model)."""
+    return {
+        "model": opts.generate or "",
+        "n": opts.n,
+        "max_new_tokens": opts.max_new_tokens,
+        "temperature": opts.temperature,
+        "top_p": opts.top_p,
+        "seed": opts.seed,
+        "backend": opts.generate_backend,
+        "batch_size": opts.generate_batch_size,
+    }
 
 
 class StepTimer:

@@ -24,16 +24,27 @@ from datasets import Dataset
 
 from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
 from .drsow.label import LabelReport, label_pairs
-from .errors import ColumnError, ConfigError, FormatError, RowError, on_command_line, option
+from .errors import ConfigError, FormatError, RowError, on_command_line, option
 from .formats import PAIR_SOURCES
-from .generate import GenerateResponses, GenerationReport, generation_report
+from .generate import GenerateResponses, GenerationReport, generate_candidates
 from .hub.dataset_card import Provenance, Statistics
 from .hub.sources import load_source, source_license
-from .options import ENGINES, GENERATION_OPTIONS, CurateOptions, StepTimer, config_for, selection_strategy
-from .processor import drop_skipped
+from .mapping import drop_skipped
+from .options import (
+    ENGINES,
+    GENERATION_OPTIONS,
+    CurateOptions,
+    StepTimer,
+    config_for,
+    embed_arguments,
+    generator_arguments,
+    reward_arguments,
+    selection_strategy,
+    selector_arguments,
+)
 from .real.budget import BudgetReport, budget_filter
 from .real.embed import EmbedResponses
-from .real.select import STRATEGIES, PairSimilarity, SelectionReport, resolve_strategy, select_pairs
+from .real.select import STRATEGIES, PairSimilarity, SelectionReport, select_pairs
 from .reporting import library_versions, summarize
 from .schema import EMBEDDING_COLUMNS, NO_RESPONSES, PROMPT, RESPONSES
 
@@ -111,8 +122,8 @@ def _check_free(config: str, output_dir: str | Path | None, overwrite: bool) -> 
 
 
 def _check(options: CurateOptions) -> None:
-    if options.strategy is not None:
-        resolve_strategy(options.strategy)
+    if options.strategy is not None:  # an unknown name fails now, whatever the shape turns out to be
+        selection_strategy(options, "candidates")
     if options.engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {options.engine!r}")
     if options.engine == "ray":
@@ -252,7 +263,10 @@ def _convert(
     generation = None
     dropped = 0
     if opts.generate is not None:
-        raw, generation, dropped = _generate(raw, opts)
+        generator = GenerateResponses(**generator_arguments(opts))
+        raw, generation, dropped = generate_candidates(
+            raw, generator, batch_size=opts.batch_size, num_proc=opts.num_proc
+        )
         timer.lap("generate")
         kind = "candidates"
     else:
@@ -273,20 +287,16 @@ def _convert(
 
 def _embed_and_reward(data: Dataset, opts: CurateOptions, timer: StepTimer) -> Dataset:
     """Add the response embeddings and, with a strong and a weak model, the Dr.SoW rewards."""
-    embed = EmbedResponses(opts.embedder, backend=opts.embed_backend)  # type: ignore[arg-type]
+    embed = EmbedResponses(**embed_arguments(opts))
     data = data.map(
         embed, batched=True, batch_size=opts.batch_size, num_proc=opts.num_proc, desc="Embedding responses"
     )
     timer.lap("embed")
-    if opts.strong is not None:
+    arguments = reward_arguments(opts)
+    if arguments is not None:
         from .drsow.reward import DensityRatioReward
 
-        reward = DensityRatioReward(
-            opts.strong,
-            opts.weak or "",
-            normalize=opts.normalize,  # type: ignore[arg-type]
-            domain_routing=opts.domain_routing,
-        )
+        reward = DensityRatioReward(**arguments)
         data = data.map(reward, batched=True, batch_size=opts.batch_size, desc="Dr.SoW rewards")
         timer.lap("reward")
     return data
@@ -297,14 +307,7 @@ def _select(data: Dataset, shape: str, strategy: str, opts: CurateOptions, repor
     if shape == "pairs":
         data = data.map(PairSimilarity(), batched=True, batch_size=opts.batch_size, desc="Pair similarity")
         return _budget_and_label(data, shape, strategy, opts, report)
-    label = opts.label or (opts.generate is not None and opts.strong is not None)
-    data, report.selection = select_pairs(
-        data,
-        strategy,
-        pairs_per_prompt=opts.pairs_per_prompt,
-        seed=opts.seed,
-        scores_column="rewards" if label else "scores",
-    )
+    data, report.selection = select_pairs(data, strategy, **selector_arguments(opts))
     return _budget_and_label(data, shape, strategy, opts, report)
 
 
@@ -416,43 +419,6 @@ def _refuse_prompt_only(columns: list[str]) -> None:
             "the source has prompts but no responses: pass generate=MODEL (real-hub curate --generate MODEL) "
             "to sample candidate responses for each prompt"
         )
-
-
-def _generate(raw: Dataset, opts: CurateOptions) -> tuple[Dataset, GenerationReport, int]:
-    """Candidates sampled from ``opts.generate``; the report, and how many rows had no non-empty sample."""
-    if PROMPT not in raw.column_names:
-        hint = "generate=MODEL continues each row's prompt"
-        raise ColumnError.missing([PROMPT], raw.column_names, hint=hint)
-    generator = GenerateResponses(
-        opts.generate or "",
-        n=opts.n,
-        max_new_tokens=opts.max_new_tokens,
-        temperature=opts.temperature,
-        top_p=opts.top_p,
-        seed=opts.seed,
-        backend=opts.generate_backend,  # type: ignore[arg-type]
-        batch_size=opts.generate_batch_size,
-    )
-    prompts = raw.select_columns([PROMPT])
-    generated = prompts.map(
-        generator,
-        batched=True,
-        with_indices=True,
-        batch_size=opts.batch_size,
-        num_proc=opts.num_proc,
-        features=generator.output_features(prompts.features),
-        desc="Generating responses",
-    )
-    report = generation_report(generated)
-    logger.info("Generated %d responses for %d prompts: %s", report.samples, report.rows, report.to_dict())
-    kept = generated.map(
-        _non_empty, batched=True, input_columns=[RESPONSES], desc="Dropping empty samples"
-    ).filter(lambda r: [bool(x) for x in r], batched=True, input_columns=[RESPONSES])
-    return kept.select_columns([PROMPT, RESPONSES]), report, len(generated) - len(kept)
-
-
-def _non_empty(responses: list[list[str]]) -> dict[str, list[list[str]]]:
-    return {RESPONSES: [[r for r in row if r] for row in responses]}
 
 
 __all__ = ["STRATEGIES", "CurateOptions", "CurateReport", "CurateResult", "curate"]

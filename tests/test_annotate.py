@@ -28,12 +28,6 @@ def put(store: AnnotationStore, k: int, annotator: str, label: str, a_side: str 
     return store.append(pid=IDS[k], annotator=annotator, label=label, a_side=a_side, extra=dict(row))
 
 
-def test_label_store_is_still_importable_under_its_first_name():
-    import real_hub
-
-    assert real_hub.LabelStore is AnnotationStore and "LabelStore" in real_hub.__all__
-
-
 def test_preferred_side_follows_the_order_shown():
     assert preferred_side("A", "chosen") == "chosen"
     assert preferred_side("A", "rejected") == "rejected"

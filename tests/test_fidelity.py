@@ -58,8 +58,7 @@ def test_bf16_training_starts_at_log2_with_engine_reference(llama_lm, tmp_path, 
         ]
     result = train_dpo(
         Dataset.from_list(rows),
-        model,
-        tokenizer=tokenizer,
+        (model, tokenizer),
         output_dir=tmp_path / "out",
         max_steps=1,
         per_device_train_batch_size=8,

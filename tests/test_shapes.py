@@ -111,7 +111,7 @@ def test_detect_source_tells_trl_implicit_conversations_from_hh_by_features():
 
 def test_detect_source_unknown_lists_present_columns_and_known_schemas():
     with pytest.raises(
-        FormatError, match=r"columns \['question', 'answer'\].*shp: post_id.*hh: chosen, rejected"
+        FormatError, match=r"(?s)columns \['question', 'answer'\].*shp: post_id.*hh: chosen, rejected"
     ):
         detect_source(["question", "answer"])
 

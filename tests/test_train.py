@@ -15,7 +15,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM
 from trl import DPOConfig, DPOTrainer
 
-from real_hub import ColumnError, ConfigError, save_curated, train_dpo
+from real_hub import ColumnError, ConfigError, HubOptions, save_curated, train_dpo
 from real_hub.cli.main import main
 from real_hub.train.reference import REF_COLUMNS, dpo_trainer_class, scored_pair
 
@@ -129,12 +129,12 @@ def test_scored_pair_follows_the_collator():
 
 
 def test_precompute_override_tracks_trl(tmp_path, gpt2_lm, gpt2_lm_session, monkeypatch):
-    """Fails when TRL changes the path the override relies on (see real_hub/train.py's docstring)."""
-    # 1. the overridden method still exists, with the signature the override has
+    """Fails when TRL changes the path the override relies on (see real_hub/compat.py)."""
+    # 1. the routed method still exists, with the signature the route expects
     params = list(inspect.signature(DPOTrainer._precompute_ref_logps).parameters)
     assert params == ["self", "dataset", "name", "batch_size"]
     cls = dpo_trainer_class()
-    assert cls._precompute_ref_logps is not DPOTrainer._precompute_ref_logps
+    assert cls._precompute_ref_logps is cls.reference_logps
 
     ref_calls = []
     original = DPOTrainer.compute_ref_log_probs
@@ -227,8 +227,7 @@ def test_other_reference_sources_start_at_log2(tmp_path, gpt2_lm, precompute_ref
     pairs = Dataset.from_list(PAIRS)
     result = train_dpo(
         DatasetDict({"train": pairs, "test": pairs.select(range(8))}),
-        gpt2_lm.model,
-        tokenizer=gpt2_lm.tokenizer,
+        (gpt2_lm.model, gpt2_lm.tokenizer),
         output_dir=tmp_path / "out",
         eval_split="test",
         learning_rate=1e-2,
@@ -245,8 +244,7 @@ def test_lora_trains_only_the_adapters(tmp_path, llama_lm, llama_lm_session):
     model = llama_lm.model
     result = train_dpo(
         Dataset.from_list(CONVERSATIONAL),
-        model,
-        tokenizer=llama_lm.tokenizer,
+        (model, llama_lm.tokenizer),
         output_dir=tmp_path / "out",
         lora=True,
         lora_r=4,
@@ -288,8 +286,7 @@ def test_train_dpo_rejects_bad_options(tmp_path, gpt2_lm, kwargs, error, match):
     with pytest.raises(error, match=match):
         train_dpo(
             Dataset.from_list(PAIRS),
-            gpt2_lm.model,
-            tokenizer=gpt2_lm.tokenizer,
+            (gpt2_lm.model, gpt2_lm.tokenizer),
             output_dir=tmp_path,
             **kwargs,
         )
@@ -326,7 +323,8 @@ def test_train_help_lists_dpo_config_flags_with_real_hub_defaults(capsys):
         main(["train", "--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--learning_rate", "--num_train_epochs", "--per_device_train_batch_size", "--beta", "--model"):
+    flags = ("--learning_rate", "--num_train_epochs", "--per_device_train_batch_size", "--beta", "--model")
+    for flag in flags:
         assert flag in text
     assert "--lr " not in text and "--epochs" not in text
     parser = __import__("real_hub.cli.train", fromlist=["build_parser"]).build_parser()
@@ -369,10 +367,9 @@ def test_push_then_from_pretrained_gives_the_same_logits(tmp_path, hub, curated,
         output_dir=out,
         learning_rate=1e-2,
         max_steps=2,
-        push_to=repo,
-        private=True,
-        base_model=f"{HUB_USER}/tiny-gpt2",
-        dataset_name=f"{HUB_USER}/hh-real",
+        hub=HubOptions(
+            push_to=repo, private=True, base_model=f"{HUB_USER}/tiny-gpt2", dataset_name=f"{HUB_USER}/hh-real"
+        ),
     )
     assert result.pushed_to == repo
     assert HfApi().model_info(repo).private is True

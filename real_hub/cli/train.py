@@ -121,25 +121,26 @@ def dpo_args(namespace: argparse.Namespace) -> Any:
 
 def main(namespace: argparse.Namespace) -> TrainResult:
     """Run :func:`real_hub.train_dpo` with the parsed options."""
-    from ..train.dpo import train_dpo
+    from ..train.dpo import HubOptions, ModelSource, train_dpo
 
     opts = TrainOptions(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(TrainOptions)})
     return train_dpo(
         namespace.dataset,
-        opts.model,
+        ModelSource(opts.model, dtype=opts.dtype),
         dpo_args(namespace),
         config=opts.config,
         split=opts.split,
         eval_split=opts.eval_split,
         lora=opts.lora,
-        **({"lora_r": opts.lora_r, "lora_alpha": opts.lora_alpha} if opts.lora else {}),
         precompute_ref=opts.precompute_ref,
-        push_to=opts.push_to,
-        private=opts.private,
-        token=opts.token,
-        base_model=opts.base_model,
-        dataset_name=opts.dataset_name,
-        dtype=opts.dtype,
+        hub=HubOptions(
+            push_to=opts.push_to,
+            private=opts.private,
+            token=opts.token,
+            base_model=opts.base_model,
+            dataset_name=opts.dataset_name,
+        ),
+        **({"lora_r": opts.lora_r, "lora_alpha": opts.lora_alpha} if opts.lora else {}),
     )
 
 

@@ -43,6 +43,14 @@ from ..convert.dataset import ConversionPlan, conversion_plan
 from ..convert.detect import PAIR_SOURCES, detect_source
 from ..convert.report import ConversionReport
 from ..errors import ClusterError, ConfigError, FormatError, RealHubError, RowError
+from ..options import (
+    CurateOptions,
+    StepTimer,
+    embed_arguments,
+    reward_arguments,
+    selection_strategy,
+    selector_arguments,
+)
 from ..schema import EMBEDDING_COLUMNS, NOTES, SKIP
 from .files import INDEX_COLUMN, count_rows, locate_row, numbered_chunks, offsets_of, resolve_files, to_pydict
 
@@ -279,15 +287,12 @@ class RayRun:
     rows: Dataset | None = None
 
 
-def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
+def run_on_ray(source: str | Sequence[str], opts: CurateOptions) -> RayRun:
     """Read, convert, embed, (reward), score or select on Ray; the rows come back as a disk-backed Dataset.
 
-    ``opts`` is a :class:`~real_hub.options.CurateOptions`. Rows come back in source order, with a
-    ``skip_reason`` column from :class:`~real_hub.SelectPairs` for candidates.
+    Rows come back in source order, with a ``skip_reason`` column from :class:`~real_hub.SelectPairs` for
+    candidates.
     """
-    import time
-
-    from ..options import selection_strategy
     from ..real.embed import EmbedResponses
     from ..real.select import PairSimilarity, SelectPairs
 
@@ -303,14 +308,8 @@ def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
     context.enable_progress_bars = not are_progress_bars_disabled()
     if are_progress_bars_disabled():  # --quiet: Ray Data's own INFO lines too
         logging.getLogger("ray.data").setLevel(logging.WARNING)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(step: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[step] = round(now - clock, 3)
-        clock = now
+    timer = StepTimer()
+    lap = timer.lap
 
     with user_errors():
         count = ray.remote(count_rows)
@@ -363,31 +362,17 @@ def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
         "num_gpus": gpus,
     }
     data = model_batches(read.map_batches(convert.kept, batch_format="pyarrow", batch_size=None), chunk)
-    data = data.map_batches(
-        EmbedResponses,
-        fn_constructor_kwargs={"model": opts.embedder, "backend": opts.embed_backend},
-        **model_step,
-    )
-    if opts.strong is not None:
+    data = data.map_batches(EmbedResponses, fn_constructor_kwargs=embed_arguments(opts), **model_step)
+    reward = reward_arguments(opts)
+    if reward is not None:
         from ..drsow.reward import DensityRatioReward
 
-        reward = {
-            "strong": opts.strong,
-            "weak": opts.weak,
-            "normalize": opts.normalize,
-            "domain_routing": opts.domain_routing,
-        }
         data = data.map_batches(DensityRatioReward, fn_constructor_kwargs=reward, **model_step)
     if shape == "pairs":
         data = data.map_batches(PairSimilarity(), batch_size=chunk, batch_format="pyarrow")
     else:
-        selector = SelectPairs(
-            selection_strategy(opts, "candidates"),
-            pairs_per_prompt=opts.pairs_per_prompt,
-            seed=opts.seed,
-            scores_column="rewards" if opts.label else "scores",
-            keep_skipped=True,
-        )
+        strategy = selection_strategy(opts, "candidates")
+        selector = SelectPairs(strategy, keep_skipped=True, **selector_arguments(opts))
         data = data.map_batches(selector, batch_size=chunk, batch_format="pyarrow")
     drop = () if opts.keep_embeddings else EMBEDDING_COLUMNS
     with user_errors():
@@ -395,7 +380,7 @@ def run_on_ray(source: str | Sequence[str], opts: Any) -> RayRun:
     if rows is None:
         raise FormatError(f"no rows left after converting {', '.join(files)} (skipped: {dict(skipped)})")
     lap("ray")
-    return RayRun(kind, shape, conversion, files, seconds, rows)
+    return RayRun(kind, shape, conversion, files, timer.seconds, rows)
 
 
 def model_batches(data: Any, batch_size: int) -> Any:

@@ -139,10 +139,6 @@ class AnnotationStore:
         return new
 
 
-LabelStore = AnnotationStore
-"""The store's name before human labels were called annotations (kept: it is public API)."""
-
-
 def _parse(line: str, where: str) -> dict[str, Any] | None:
     """The record on a non-blank line; ``None`` (and a warning) if it holds none."""
     try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..compat import dataset_fingerprint
 from ..schema import PREFERENCE_COLUMNS
 from .annotation import AnnotationStore, a_is_chosen, pair_id
 
@@ -214,7 +215,7 @@ class AnnotationQueues:
     def get(self, pairs: Dataset, *, source: str, config: str, split: str) -> AnnotationQueue:
         """The queue of ``pairs`` (built on first use, from every answer read so far), up to date."""
         self.sync()
-        key = (source, config, split, pairs._fingerprint)
+        key = (source, config, split, dataset_fingerprint(pairs) or id(pairs))
         with self._lock:
             if key not in self._queues:
                 self._queues[key] = AnnotationQueue(

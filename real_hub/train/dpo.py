@@ -13,6 +13,8 @@ Usage::
     # from Python
     from real_hub import train_dpo
     result = train_dpo("hh-real", "path/to/model", config="dissimilar", output_dir="out", max_steps=100)
+    result = train_dpo(pairs, ModelSource("org/model", dtype="bfloat16"), DPOConfig(output_dir="out"),
+                       lora=True, hub=HubOptions(push_to="me/model-dpo"))
     print(result.losses, result.metrics["rewards/accuracies"])
 
 The data are TRL preference pairs, standard (``prompt``/``chosen``/``rejected`` strings) or conversational
@@ -43,7 +45,7 @@ batch_size)`` for the train and eval sets whenever ``precompute_ref_log_probs=Tr
 runs the reference model, even when the columns exist (then fails on the duplicated columns).
 :func:`dpo_trainer_class` overrides that one method; ``tests/test_train.py`` fails if TRL changes this path.
 
-The model card and the push live in :mod:`real_hub.model_card`; the ``real-hub train`` command in
+The model card and the push live in :mod:`real_hub.train.model_card`; the ``real-hub train`` command in
 :mod:`real_hub.cli.train`.
 """
 
@@ -57,14 +59,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ColumnError, ConfigError
+from ..options import TRL_MAX_LENGTH
+from ..schema import PREFERENCE_COLUMNS, REF_COLUMNS
 from .model_card import build_model_card, push_folder
-from .reference import REF_COLUMNS, ReferenceSpec, dpo_trainer_class, model_dtype
+from .reference import ReferenceSpec, dpo_trainer_class, model_dtype
 
 logger = logging.getLogger(__name__)
 
 PRECOMPUTE_REF = ("auto", "engine", "trl", "dataset", "none")
-PAIR_COLUMNS = ("prompt", "chosen", "rejected")
-_RESERVED = {"output_dir", "precompute_ref_log_probs", "hub_token", "push_to_hub", "hub_model_id"}
+_RESERVED = {"precompute_ref_log_probs", "hub_token", "push_to_hub", "hub_model_id"}
 
 
 @dataclass
@@ -110,6 +113,43 @@ class TrainResult:
         return self.losses[-1] if self.losses else math.nan
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """A model for :func:`train_dpo` to load by name, and how to load it.
+
+    Attributes:
+        name: Hub id, local folder, or packaged model name.
+        revision: Its Hub revision (None: the default branch).
+        dtype: The weights' dtype: ``float32``, ``bfloat16`` or ``float16``.
+        trust_remote_code: Allow the model's own code.
+    """
+
+    name: str
+    revision: str | None = None
+    dtype: str | None = "float32"
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """Where :func:`train_dpo` pushes the trained model, and what its card names.
+
+    Attributes:
+        push_to: Hub model repo to upload the output folder to (None: no push, the card is still written).
+        private: Create that repo private.
+        token: Hub token (default: ``HF_TOKEN`` or the saved login); never logged.
+        base_model: The base model's name for the card (default: the model as given); the card's metadata
+            lists it only when it is a Hub id.
+        dataset_name: The dataset's name for the card (default: the dataset as given), same rule.
+    """
+
+    push_to: str | None = None
+    private: bool = False
+    token: str | None = None
+    base_model: str | None = None
+    dataset_name: str | None = None
+
+
 # ---------------------------------------------------------------------------------------------------- data
 
 
@@ -137,14 +177,14 @@ def load_preferences(data: Any, *, config: str | None = None, split: str = "trai
         data = data[split]
     elif not isinstance(data, Dataset):
         data = load_source(str(data), split=split, config=config)
-    missing = [c for c in PAIR_COLUMNS if c not in data.column_names]
+    missing = [c for c in PREFERENCE_COLUMNS if c not in data.column_names]
     if missing:
         raise ColumnError.missing(
             missing,
             data.column_names,
             hint="DPO needs preference pairs; make them with `real-hub curate` (or real_hub.to_pairs)",
         )
-    keep = list(PAIR_COLUMNS) + [c for c in REF_COLUMNS if set(REF_COLUMNS) <= set(data.column_names)]
+    keep = list(PREFERENCE_COLUMNS) + [c for c in REF_COLUMNS if set(REF_COLUMNS) <= set(data.column_names)]
     data = data.select_columns(keep)
     return to_trl(data)
 
@@ -214,17 +254,19 @@ def _dataset_name(dataset: Any) -> str:
     return f"curated config {dataset.config}" if isinstance(dataset, CuratedSet) else "in-memory dataset"
 
 
-def _load_model(name: str, *, revision: str | None, dtype: str | None, trust_remote_code: bool) -> Any:
+def _load_model(source: ModelSource) -> Any:
     from ..models import read_causal_lm
 
-    return read_causal_lm(name, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code)
+    return read_causal_lm(
+        source.name, revision=source.revision, dtype=source.dtype, trust_remote_code=source.trust_remote_code
+    )
 
 
 #: The DPOConfig values real-hub uses where TRL's defaults do not fit preference curation runs.
 DPO_DEFAULTS: dict[str, Any] = {
     "learning_rate": 5e-7,
     "num_train_epochs": 1.0,
-    "max_length": 1024,
+    "max_length": TRL_MAX_LENGTH,
     "per_device_train_batch_size": 4,
     "seed": 0,
     "report_to": "none",
@@ -257,9 +299,7 @@ def machine_defaults() -> dict[str, Any]:
     }
 
 
-def dpo_config(
-    args: Any, output_dir: str | Path | None, precompute_ref: str, options: Mapping[str, Any]
-) -> Any:
+def dpo_config(args: Any, precompute_ref: str, options: Mapping[str, Any]) -> Any:
     """The ``DPOConfig`` of a run: ``args`` (or real-hub's defaults) updated with ``options``.
 
     Precision and device follow the machine (bf16 and gradient checkpointing on a GPU that has bf16, the
@@ -279,17 +319,18 @@ def dpo_config(
     reserved = sorted(set(options) & _RESERVED)
     if reserved:
         raise ConfigError(
-            f"{', '.join(reserved)} are set by train_dpo: use output_dir=, precompute_ref=, push_to=, token="
+            f"{', '.join(reserved)} are set by train_dpo: use precompute_ref= and "
+            "hub=HubOptions(push_to=, token=)"
         )
     if args is not None and not isinstance(args, DPOConfig):
         raise ConfigError(f"args must be a trl.DPOConfig, got {type(args).__name__}")
-    if output_dir is None and args is None:
+    if args is None and "output_dir" not in options:
         raise ConfigError("give output_dir= (or args=DPOConfig(output_dir=...))")
     values: dict[str, Any] = {} if args is not None else {**DPO_DEFAULTS, **machine_defaults()}
     values.update(options)
     values["precompute_ref_log_probs"] = precompute_ref != "none"
-    if output_dir is not None:
-        values["output_dir"] = str(output_dir)
+    if "output_dir" in values:
+        values["output_dir"] = str(values["output_dir"])
     if args is None:
         return DPOConfig(**values)
     return dataclasses.replace(args, **values)
@@ -339,26 +380,27 @@ def _numbers(values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str,
     return {k: float(v) for k, v in values.items() if k not in skip and isinstance(v, (int, float))}
 
 
-def _models(
-    model: Any, tokenizer: Any, *, need_ref: bool, revision: str | None, dtype: str | None, trust: bool
-) -> tuple[Any, Any, Any, str]:
-    """(policy, tokenizer, reference model or None, model name) from a name or a loaded model."""
+def _models(model: Any, *, need_ref: bool) -> tuple[Any, Any, Any, ModelSource]:
+    """(policy, tokenizer, reference model or None, where it came from) from a name or a loaded model."""
     if isinstance(model, (str, Path)):
-        name = str(model)
-        model, tokenizer = _load_model(name, revision=revision, dtype=dtype, trust_remote_code=trust)
-        # a copy of our own: TRL would reload it without gguf_file
-        ref = (
-            _load_model(name, revision=revision, dtype=dtype, trust_remote_code=trust)[0]
-            if need_ref
-            else None
+        model = ModelSource(str(model))
+    if isinstance(model, ModelSource):
+        policy, tokenizer = _load_model(model)
+        ref = _load_model(model)[0] if need_ref else None  # our own copy, as TRL would reload it
+        return policy, tokenizer, ref, model
+    if not (isinstance(model, tuple) and len(model) == 2):
+        raise ConfigError(
+            "model must be a name (Hub id or folder), a ModelSource, or a loaded (model, tokenizer) pair; "
+            f"got {type(model).__name__}"
         )
-        return model, tokenizer, ref, name
-    if tokenizer is None:
-        raise ConfigError("a loaded model needs its tokenizer: pass tokenizer=")
     import copy
 
-    ref = copy.deepcopy(model).eval() if need_ref else None  # TRL would reload it from a path it may not have
-    return model, tokenizer, ref, getattr(model, "name_or_path", "") or type(model).__name__
+    policy, tokenizer = model
+    ref = (
+        copy.deepcopy(policy).eval() if need_ref else None
+    )  # TRL would reload it from a path it may not have
+    name = getattr(policy, "name_or_path", "") or type(policy).__name__
+    return policy, tokenizer, ref, ModelSource(name, dtype=model_dtype(policy))
 
 
 def train_dpo(
@@ -366,86 +408,57 @@ def train_dpo(
     model: Any,
     args: Any = None,
     *,
-    output_dir: str | Path | None = None,
-    tokenizer: Any = None,
     config: str | None = None,
     split: str = "train",
     eval_split: str | None = None,
     lora: Any = False,
     precompute_ref: str = "auto",
-    push_to: str | None = None,
-    private: bool = False,
-    token: str | None = None,
-    base_model: str | None = None,
-    dataset_name: str | None = None,
-    revision: str | None = None,
-    dtype: str | None = "float32",
-    trust_remote_code: bool = False,
+    hub: HubOptions | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train ``model`` with DPO on a curated preference set; save it with a model card; optionally push it.
 
     Args:
         dataset: A ``Dataset``/``DatasetDict``, data files, a Hub-layout folder or a Hub dataset id.
-        model: A model folder, Hub id or packaged model name, or a loaded causal LM (then pass ``tokenizer``).
+        model: A model folder, Hub id or packaged model name; a :class:`ModelSource` (revision, dtype,
+            remote code); or a loaded ``(model, tokenizer)`` pair.
         args: TRL's ``DPOConfig`` for the run; without it, real-hub's defaults (:data:`DPO_DEFAULTS`).
-        output_dir: Where the model, tokenizer and ``README.md`` model card are written (overrides
-            ``args.output_dir``).
-        tokenizer: The tokenizer of a loaded ``model``.
         config: Config of a folder or Hub dataset (e.g. the selection strategy).
         split: Split to train on.
         eval_split: Split to evaluate on after training (its metrics are ``eval_*``).
         lora: Train LoRA adapters (``peft``) instead of all weights: True (options ``lora_r``, ``lora_alpha``,
             ``lora_dropout``, ``lora_target_modules`` as in TRL's ``ModelConfig``) or a ``LoraConfig``.
         precompute_ref: ``auto``, ``engine``, ``trl``, ``dataset`` or ``none`` (see the module docstring).
-        push_to: Hub model repo to upload ``output_dir`` to.
-        private: Create that repo private.
-        token: Hub token (default: ``HF_TOKEN`` or the saved login); never logged.
-        base_model: Name of the base model for the card (default: ``model`` as given); the card's metadata
-            lists it only when it is a Hub id.
-        dataset_name: Name of the dataset for the card (default: ``dataset`` as given), same rule.
-        revision: Revision of a Hub ``model``.
-        dtype: Weights' dtype when ``model`` is loaded here (``float32``, ``bfloat16``, ``float16``).
-        trust_remote_code: Allow a model's own code.
-        **options: ``trl.DPOConfig`` fields (``beta``, ``learning_rate``, ``max_steps``, ``max_length``,
-            ``per_device_train_batch_size``, ``loss_type``, ...) and the ``lora_*`` options.
+        hub: Where to push the trained model and what its card names (:class:`HubOptions`).
+        **options: ``trl.DPOConfig`` fields (``output_dir``, ``beta``, ``learning_rate``, ``max_steps``,
+            ``max_length``, ``per_device_train_batch_size``, ``loss_type``, ...) and the ``lora_*`` options;
+            they override ``args``.
 
     Raises:
         ColumnError: The data lack ``prompt``/``chosen``/``rejected`` (or the reference columns).
         ConfigError: An unknown ``precompute_ref`` or ``DPOConfig`` field, or one train_dpo sets itself.
         ModelNotFoundError, HubError: The model cannot be loaded; the push failed.
     """
+    hub = hub or HubOptions()
     options = dict(options)
     peft_config = lora_config(lora, options)
-    dpo_args = dpo_config(args, output_dir, precompute_ref, options)
-    output_dir = dpo_args.output_dir
+    dpo_args = dpo_config(args, precompute_ref, options)
     if eval_split and type(dataset).__name__ == "Dataset":
         raise ConfigError(
             "a Dataset has no splits: pass a DatasetDict (or a folder/Hub id) to use eval_split"
         )
     train_set = load_preferences(dataset, config=config, split=split)
     eval_set = load_preferences(dataset, config=config, split=eval_split) if eval_split else None
-    model, tokenizer, ref_model, model_name = _models(
-        model,
-        tokenizer,
-        need_ref=precompute_ref == "none" and peft_config is None,
-        revision=revision,
-        dtype=dtype,
-        trust=trust_remote_code,
+    policy, tokenizer, ref_model, source = _models(
+        model, need_ref=precompute_ref == "none" and not peft_config
     )
     wanted = ReferenceSpec(
-        model_name, revision, model_dtype(model), dpo_args.max_length, dpo_args.truncation_mode
+        source.name, source.revision, model_dtype(policy), dpo_args.max_length, dpo_args.truncation_mode
     )
     precompute_ref = _resolve_ref(precompute_ref, dataset, config, train_set.column_names, wanted)
-    if precompute_ref == "dataset" and not set(REF_COLUMNS) <= set(train_set.column_names):
-        raise ColumnError.missing(REF_COLUMNS, train_set.column_names, hint="or use precompute_ref='engine'")
-    if precompute_ref != "dataset" and set(REF_COLUMNS) <= set(train_set.column_names):
-        logger.info("Ignoring the data's reference columns (precompute_ref=%r)", precompute_ref)
-        train_set = train_set.remove_columns(list(REF_COLUMNS))
-        if eval_set is not None:
-            eval_set = eval_set.remove_columns([c for c in REF_COLUMNS if c in eval_set.column_names])
+    train_set, eval_set = _reference_columns(precompute_ref, train_set, eval_set)
     trainer = dpo_trainer_class()(
-        model=model,
+        model=policy,
         ref_model=ref_model,
         args=dpo_args,
         train_dataset=train_set,
@@ -463,28 +476,25 @@ def train_dpo(
             len(train_set),
             dpo_args.max_length,
         )
-    output = trainer.train()
-    history = trainer.state.log_history
-    losses = [float(h["loss"]) for h in history if "loss" in h]
-    last = next((h for h in reversed(history) if "loss" in h), {})
-    metrics = {**_numbers(last, skip=("epoch", "step")), **_numbers(output.metrics)}
-    if eval_set is not None:
-        metrics.update(_numbers(trainer.evaluate()))
+    losses, metrics = _train(trainer, evaluate=eval_set is not None)
+    output_dir = dpo_args.output_dir
     trainer.save_model(str(output_dir))
     recorded = _recorded_args(dpo_args, options, peft_config, precompute_ref)
     card = build_model_card(
-        base_model=base_model or model_name,
-        dataset=dataset_name or _dataset_name(dataset),
+        base_model=hub.base_model or source.name,
+        dataset=hub.dataset_name or _dataset_name(dataset),
         dataset_config=config,
         split=split,
         training_args=recorded,
         metrics=metrics,
         lora=peft_config is not None,
-        repo_id=push_to,
+        repo_id=hub.push_to,
     )
     card_path = Path(output_dir) / "README.md"
     card.save(card_path)
-    pushed = push_folder(output_dir, push_to, private=private, token=token) if push_to else None
+    pushed = (
+        push_folder(output_dir, hub.push_to, private=hub.private, token=hub.token) if hub.push_to else None
+    )
     return TrainResult(
         output_dir=str(output_dir),
         metrics=metrics,
@@ -496,6 +506,30 @@ def train_dpo(
         pushed_to=pushed,
         training_args=recorded,
     )
+
+
+def _reference_columns(precompute_ref: str, train_set: Any, eval_set: Any) -> tuple[Any, Any]:
+    """The train and eval sets with their reference columns checked (``dataset``) or dropped (otherwise)."""
+    if precompute_ref == "dataset" and not set(REF_COLUMNS) <= set(train_set.column_names):
+        raise ColumnError.missing(REF_COLUMNS, train_set.column_names, hint="or use precompute_ref='engine'")
+    if precompute_ref != "dataset" and set(REF_COLUMNS) <= set(train_set.column_names):
+        logger.info("Ignoring the data's reference columns (precompute_ref=%r)", precompute_ref)
+        train_set = train_set.remove_columns(list(REF_COLUMNS))
+        if eval_set is not None:
+            eval_set = eval_set.remove_columns([c for c in REF_COLUMNS if c in eval_set.column_names])
+    return train_set, eval_set
+
+
+def _train(trainer: Any, *, evaluate: bool) -> tuple[list[float], dict[str, float]]:
+    """Train (then evaluate); the logged losses, and the last logged values with the run's totals."""
+    output = trainer.train()
+    history = trainer.state.log_history
+    losses = [float(h["loss"]) for h in history if "loss" in h]
+    last = next((h for h in reversed(history) if "loss" in h), {})
+    metrics = {**_numbers(last, skip=("epoch", "step")), **_numbers(output.metrics)}
+    if evaluate:
+        metrics.update(_numbers(trainer.evaluate()))
+    return losses, metrics
 
 
 _RECORDED = (

@@ -3,10 +3,9 @@
 :func:`add_reference_logps` stores them in a curated set (``ref_chosen_logps``/``ref_rejected_logps``) with a
 :class:`ReferenceSpec` of the model, revision, precision and TRL settings they belong to; the card records it,
 and :func:`real_hub.train_dpo` uses the columns when it trains that model with those settings.
-:func:`dpo_trainer_class` builds TRL's ``DPOTrainer`` with one method overridden: in TRL 1.16
-``DPOTrainer.__init__`` calls ``self._precompute_ref_logps(dataset, name, batch_size)`` for the train and
-eval sets whenever ``precompute_ref_log_probs=True``, and that method always runs the reference model, even
-when the columns exist. ``tests/test_train.py`` fails if TRL changes this path.
+:func:`dpo_trainer_class` builds TRL's ``DPOTrainer`` whose reference pass is real-hub's: TRL's own pass
+always runs the reference model, even when the columns exist; the one call it is routed through is TRL's
+internal, kept in :mod:`real_hub.compat` with a test.
 """
 
 from __future__ import annotations
@@ -18,12 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..compat import route_trl_precompute, trl_precompute
 from ..errors import ColumnError, ConfigError
 from ..logprobs import EncodedPair
+from ..options import TRL_MAX_LENGTH
+from ..schema import REF_COLUMNS
 
 logger = logging.getLogger(__name__)
-
-REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ReferenceSpec:
     model: str
     revision: str | None = None
     dtype: str = "float32"
-    max_length: int | None = 1024
+    max_length: int | None = TRL_MAX_LENGTH
     truncation_mode: str = "keep_start"
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def add_reference_logps(
     tokenizer: Any = None,
     revision: str | None = None,
     dtype: str | None = "float32",
-    max_length: int | None = 1024,
+    max_length: int | None = TRL_MAX_LENGTH,
     truncation_mode: str = "keep_start",
     batch_size: int = 16,
     trust_remote_code: bool = False,
@@ -218,9 +218,9 @@ def engine_ref_logps(
 def dpo_trainer_class() -> type:
     """TRL's ``DPOTrainer`` with reference log-probs from the engine or the data (built on first use).
 
-    The subclass takes one extra keyword, ``ref_logps`` (``"engine"``, ``"trl"`` or ``"dataset"``), and
-    overrides ``DPOTrainer._precompute_ref_logps(dataset, name, batch_size)``, which TRL 1.16 calls from
-    ``__init__`` (and ``evaluate``) with the tokenized train/eval set when ``precompute_ref_log_probs=True``.
+    The subclass takes one extra keyword, ``ref_logps`` (``"engine"``, ``"trl"`` or ``"dataset"``); TRL's
+    reference pass over the tokenized train/eval set (``precompute_ref_log_probs=True``) becomes its
+    :meth:`reference_logps` (:func:`real_hub.compat.route_trl_precompute`).
     """
     from trl import DPOTrainer
 
@@ -230,11 +230,12 @@ def dpo_trainer_class() -> type:
         def __init__(self, *args: Any, ref_logps: str = "engine", **kwargs: Any) -> None:
             if ref_logps not in ("engine", "trl", "dataset"):
                 raise ConfigError(f"ref_logps must be 'engine', 'trl' or 'dataset', got {ref_logps!r}")
-            self.ref_logps = ref_logps  # read by _precompute_ref_logps, which DPOTrainer.__init__ calls
+            self.ref_logps = ref_logps  # read by reference_logps, which DPOTrainer.__init__ calls
             self.ref_logps_used = ref_logps  # "trl" when mixed precision made the engine step aside
             super().__init__(*args, **kwargs)
 
-        def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+        def reference_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+            """The ``dataset`` with reference log-probs: its own columns, the engine's, or TRL's."""
             if len(dataset) == 0:  # TRL's pass would fail on torch.cat([]) with an obscure error
                 raise ConfigError(
                     f"no {name} pair is left: every prompt alone fills max_length={self.args.max_length}; "
@@ -251,7 +252,7 @@ def dpo_trainer_class() -> type:
             if present:
                 dataset = dataset.remove_columns(sorted(present))
             if self.ref_logps == "trl":
-                return super()._precompute_ref_logps(dataset, name, batch_size)
+                return trl_precompute(self, dataset, name, batch_size)
             if self.args.bf16 or self.args.fp16:
                 # The policy's log-probs come from TRL's forward under mixed-precision autocast; the
                 # reference must be computed the same way, or the loss starts away from log 2 (the engine
@@ -263,7 +264,7 @@ def dpo_trainer_class() -> type:
                     "bf16" if self.args.bf16 else "fp16",
                 )
                 self.ref_logps_used = "trl"
-                return super()._precompute_ref_logps(dataset, name, batch_size)
+                return trl_precompute(self, dataset, name, batch_size)
             if self.args.ld_alpha is not None:
                 raise ConfigError("ld_alpha weights reference log-probs per token; use precompute_ref='trl'")
             logger.info(
@@ -282,4 +283,4 @@ def dpo_trainer_class() -> type:
                 chosen, rejected = engine_ref_logps(model, dataset, **kwargs)
             return dataset.add_column(REF_COLUMNS[0], chosen).add_column(REF_COLUMNS[1], rejected)
 
-    return RealHubDPOTrainer
+    return route_trl_precompute(RealHubDPOTrainer, "reference_logps")
