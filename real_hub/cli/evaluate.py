@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
 
 
 def load_data(data: list[str], split: str = "train", config: str | None = None) -> Any:
-    """Load DATA as a ``datasets.Dataset`` (see :func:`real_hub.sources.load_source`)."""
+    """Load DATA as a ``datasets.Dataset`` (see :func:`real_hub.hub.sources.load_source`)."""
     from ..hub.sources import load_source
 
     return load_source(data if len(data) > 1 else data[0], split=split, config=config)
