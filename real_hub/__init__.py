@@ -1,6 +1,9 @@
 """real-hub: cheaper, cleaner preference data for LLM alignment (REAL pair selection, Dr.SoW rewards)."""
 
 from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
+from .dedup.decontaminate import decontaminate
+from .dedup.dedup import deduplicate
+from .dedup.report import DedupReport, DuplicateGroup, Match
 from .demo import load_demo, run_demo
 from .drsow.evaluate import AccuracyReport, BestOfNReport, best_of_n, reward_accuracy
 from .drsow.label import LabelReport, OrientByReward, PairsFromRewards, label_pairs
@@ -42,8 +45,10 @@ __all__ = [
     "CurateReport",
     "CurateResult",
     "CuratedSet",
+    "DedupReport",
     "DOMAIN_INSTRUCTIONS",
     "DensityRatioReward",
+    "DuplicateGroup",
     "EmbedResponses",
     "EmbeddingRouter",
     "Encoder",
@@ -54,6 +59,7 @@ __all__ = [
     "KeywordRouter",
     "LabelReport",
     "LabelStore",
+    "Match",
     "ModelNotFoundError",
     "OrientByReward",
     "PairSimilarity",
@@ -73,6 +79,8 @@ __all__ = [
     "best_of_n",
     "budget_filter",
     "curate",
+    "decontaminate",
+    "deduplicate",
     "detect_source",
     "generation_report",
     "label_pairs",

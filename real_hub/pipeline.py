@@ -1,4 +1,8 @@
-"""``curate()``: (generate) -> convert -> embed -> (reward) -> select -> (label) -> save and/or push.
+"""``curate()``: (generate) -> convert -> (prompt checks) -> embed -> (reward) -> select -> (label) -> write.
+
+The prompt checks (``dedup=THRESHOLD``, ``decontaminate=[SOURCE[:column], ...]``) drop leaked prompts, then
+duplicate prompts (:mod:`real_hub.dedup`), before anything is embedded or selected; for a prompt-only
+source they run before generation, so no response is sampled for a prompt that goes.
 
 Prompt-only sources (a ``prompt`` column, no responses) first get ``n`` sampled responses per prompt from
 the ``generate`` model (:class:`~real_hub.GenerateResponses`); empty samples are dropped from a row
@@ -25,6 +29,10 @@ from datasets import Dataset
 
 from .convert import SOURCES, ConversionReport, detect_source, to_candidates, to_pairs, to_trl
 from .convert.detect import PAIR_SOURCES
+from .dedup.curate import DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD
+from .dedup.curate import check_options as check_prompt_options
+from .dedup.curate import prompt_checks
+from .dedup.report import DedupReport
 from .drsow.label import LabelReport, label_pairs
 from .errors import ColumnError, ConfigError, FormatError, RowError
 from .generate import GenerateResponses, GenerationReport, generation_report
@@ -115,6 +123,39 @@ class CurateOptions:
     )
     label: bool = _option(False, "Orient pairs by reward (needs --strong/--weak).", group="Dr.SoW rewards")
     min_margin: float = _option(0.0, "Abstain below this reward margin.", group="Dr.SoW rewards")
+    dedup: float | None = _option(
+        None,
+        "Drop duplicate prompts before selection: exact copies (case and whitespace aside), then "
+        "near-duplicates at cosine >= THRESHOLD (0.9 when the flag has no value; put a bare --dedup after "
+        "SOURCE); one row per group stays.",
+        metavar="THRESHOLD",
+        nargs="?",
+        const=DEFAULT_DEDUP_THRESHOLD,
+        group="prompt checks",
+    )
+    decontaminate: list[str] | None = _option(
+        None,
+        "Drop rows whose prompt matches a prompt of this benchmark or held-out split (a data file, folder or "
+        "Hub id; every split; the prompt column after a colon, default prompt). Repeatable.",
+        metavar="FILE_OR_REPO[:column]",
+        group="prompt checks",
+    )
+    decontaminate_threshold: float = _option(
+        DEFAULT_DEDUP_THRESHOLD,
+        "Cosine at or above which a prompt counts as leaked.",
+        metavar="THRESHOLD",
+        group="prompt checks",
+    )
+    dedup_keep: str = _option(
+        "first", "Row each duplicate group keeps.", choices=("first", "last"), group="prompt checks"
+    )
+    dedup_embedder: str | None = _option(
+        None,
+        "Prompt embedder of --dedup/--decontaminate: a backend of all-MiniLM-L6-v2 (static, "
+        "sentence-transformers, onnx, openvino) or a model (default: static, distilled once).",
+        metavar="MODEL",
+        group="prompt checks",
+    )
     batch_size: int = _option(256, "Rows per map batch.", group="processing")
     num_proc: int | None = _option(
         None, "Worker processes for map (with --engine ray: actors per model).", group="processing"
@@ -165,6 +206,8 @@ class CurateReport:
     selection: SelectionReport | None = None
     budget: BudgetReport | None = None
     labelling: LabelReport | None = None
+    dedup: DedupReport | None = None
+    decontamination: DedupReport | None = None
     rows_out: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     output_dir: str | None = None
@@ -189,6 +232,8 @@ class CurateReport:
             "selection": self.selection.to_dict() if self.selection else None,
             "budget": self.budget.to_dict() if self.budget else None,
             "labelling": self.labelling.to_dict() if self.labelling else None,
+            "dedup": self.dedup.to_dict() if self.dedup else None,
+            "decontamination": self.decontamination.to_dict() if self.decontamination else None,
             "rows_out": self.rows_out,
             "skipped": self.skipped,
             "seconds": self.seconds,
@@ -209,6 +254,7 @@ class CurateResult:
 
 def _check(options: CurateOptions) -> None:
     resolve_strategy(options.strategy)
+    check_prompt_options(options)
     if options.engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {options.engine!r}")
     if options.engine == "ray":
@@ -282,10 +328,19 @@ def curate(
         if opts.limit is not None:
             raw = raw.select(range(min(opts.limit, len(raw))))
         timer.lap("load")
+        checks = opts.dedup is not None or opts.decontaminate is not None
+        dedup = decontamination = None
+        if checks and opts.generate is not None:  # prompts only: check them before generating for them
+            raw, dedup, decontamination = prompt_checks(raw, opts)
+            timer.lap("prompt checks")
         try:
             data, report, kind = _convert(raw, name, opts, timer)
         except RowError as err:  # name the data file and the row in it, as the Ray engine does
             raise (_locate(err, source) if opts.generate is None else err) from None
+        if checks and opts.generate is None:
+            data, dedup, decontamination = prompt_checks(data, opts)
+            timer.lap("prompt checks")
+        report.dedup, report.decontamination = dedup, decontamination
         data = _embed_and_reward(data, opts, timer)
         data = _select(data, report.shape, strategy, opts, report)
     timer.lap("select")
@@ -504,6 +559,8 @@ def _card_fields(
         seed=opts.seed,
         license=licence,
         reference=reference,
+        dedup=report.dedup.provenance() if report.dedup else None,
+        decontamination=report.decontamination.provenance() if report.decontamination else None,
         versions=library_versions(),
     )
     statistics = Statistics(
@@ -515,6 +572,8 @@ def _card_fields(
         similarity=summarize(data["similarity"]) if "similarity" in data.column_names else {},
         margin=summarize(data["margin"]) if "margin" in data.column_names else {},
         generation=generation.to_dict() if generation is not None else {},
+        dedup=report.dedup.statistics() if report.dedup else {},
+        decontamination=report.decontamination.statistics() if report.decontamination else {},
     )
     return provenance, statistics
 
