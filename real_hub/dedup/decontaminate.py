@@ -144,9 +144,8 @@ def decontaminate(
     for row in removed_rows.tolist():
         k = int(keys.row_key[row])
         set_index, against_row, text = ref_texts[int(matched[k])]
-        report.matches.append(
-            Match(row, sets[set_index].name, against_row, text, float(similarity[k]), bool(exact[k]))
-        )
+        sim = round(float(similarity[k]), 6)
+        report.matches.append(Match(row, sets[set_index].name, against_row, text, sim, bool(exact[k])))
     report.exact = sum(m.exact for m in report.matches)
     report.semantic = len(report.matches) - report.exact
     out = ds if not len(removed_rows) else ds.select(np.flatnonzero(matched[keys.row_key] < 0))

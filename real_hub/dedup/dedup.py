@@ -129,7 +129,7 @@ def _groups(
     for k in involved[np.argsort(rep[top[involved]], kind="stable")]:
         head = int(top[k])
         group = groups.setdefault(head, DuplicateGroup(kept=int(rep[head])))
-        sim = float(similarity[k])
+        sim = round(float(similarity[k]), 6)
         for row in order[starts[k] : starts[k + 1]].tolist():
             if row == group.kept:
                 continue
