@@ -16,7 +16,15 @@ from dedup_helpers import (
     vary_case_and_space,
 )
 
-from real_hub import ColumnError, ConfigError, DedupReport, RowError, decontaminate, deduplicate
+from real_hub import (
+    ColumnError,
+    ConfigError,
+    DedupReport,
+    FormatError,
+    RowError,
+    decontaminate,
+    deduplicate,
+)
 from real_hub.dedup import search
 
 THRESHOLD = 0.85  # BowEncoder: distinct subjects stay below 0.81, the light paraphrases reach 0.867+
@@ -206,6 +214,8 @@ def test_decontaminate_against_files_and_splits_with_their_column(tmp_path):
     assert report.by_against() == {"<Dataset> [a]": 2, "<Dataset> [b]": 1}
     with pytest.raises(ColumnError, match=r"no column 'prompt'.*'question', 'answer'"):
         decontaminate(train, str(path), embedder=BowEncoder())
+    with pytest.raises(FormatError, match="no such file: .*nope.jsonl"):
+        decontaminate(train, f"{tmp_path / 'nope.jsonl'}:question", embedder=BowEncoder())
 
 
 @pytest.mark.parametrize("threshold", [0, -0.5, 1.01, 2, float("nan"), "0.9", True, None])

@@ -10,7 +10,7 @@ from datasets import Dataset
 from dedup_helpers import BowEncoder, distinct_prompts, paraphrase, vary_case_and_space
 from huggingface_hub import DatasetCard
 
-from real_hub import ConfigError, load_curated
+from real_hub import ColumnError, ConfigError, load_curated
 from real_hub.cli import curate as curate_cli
 from real_hub.cli.main import main
 from real_hub.pipeline import curate
@@ -166,3 +166,25 @@ def test_prompt_only_sources_are_checked_before_generation(tmp_path, lm_dirs):
     )
     assert result.report.dedup.exact == 1
     assert result.report.generation.rows == 2  # the copy got no samples
+
+
+def test_decontaminate_against_a_hub_dataset_with_its_column(hub, files):
+    from datasets import DatasetDict
+
+    from real_hub import decontaminate
+
+    DatasetDict(
+        {
+            "eval": Dataset.from_dict({"instruction": TEST_PROMPTS[:2]}),
+            "extra": Dataset.from_dict({"instruction": TEST_PROMPTS[2:]}),
+        }
+    ).push_to_hub("tester/bench")
+    train = Dataset.from_json(str(files[0]))
+    clean, report = decontaminate(train, "tester/bench:instruction", embedder=BowEncoder())
+    assert report.against == ["tester/bench:instruction [eval]", "tester/bench:instruction [extra]"]
+    assert [(m.row, m.against, m.against_row, m.exact) for m in report.matches] == [
+        (11, "tester/bench:instruction [eval]", 1, True)
+    ]
+    assert len(clean) == len(train) - 1
+    with pytest.raises(ColumnError, match=r"tester/bench:prompt \[eval\] has no column 'prompt'"):
+        decontaminate(train, "tester/bench", embedder=BowEncoder())
