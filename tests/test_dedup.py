@@ -257,3 +257,35 @@ def test_bad_input_names_the_column_or_row():
         deduplicate(Dataset.from_dict({"prompt": ["a"]}), keep="longest", embedder=BowEncoder())
     with pytest.raises(ConfigError, match="embedder must be"):
         deduplicate(Dataset.from_dict({"prompt": ["a"]}), embedder=42)
+
+
+DISTINCT = [
+    "How do I bake sourdough bread at home?",
+    "What is the capital city of Australia?",
+    "Can you recommend a good book about the history of Rome?",
+    "How do I change a flat tire on my bike?",
+    "Write a short poem about the ocean at night.",
+    "What are the symptoms of the flu?",
+    "Explain how photosynthesis works.",
+    "How much should I tip at a restaurant?",
+]
+PARAPHRASES = [
+    "How can I bake sourdough bread at home?",
+    "What's the capital city of Australia?",
+    "Could you recommend a good book on the history of Rome?",
+    "How do I fix a flat tire on my bike?",
+    "Write a short poem about the sea at night.",
+]
+
+
+@pytest.mark.slow
+def test_the_default_embedder_finds_real_paraphrases_and_keeps_other_topics():
+    rows = DISTINCT + PARAPHRASES + [vary_case_and_space(DISTINCT[6])]
+    out, report = deduplicate(Dataset.from_dict({"prompt": rows}))  # static MiniLM, threshold 0.9
+    assert out["prompt"][:] == DISTINCT
+    assert [g.rows for g in report.groups] == [[0, 8], [1, 9], [2, 10], [3, 11], [4, 12], [6, 13]]
+    assert (report.exact, report.semantic) == (1, 5)
+    assert report.embedder == "sentence-transformers/all-MiniLM-L6-v2 (static, 256 dims)"
+    train = Dataset.from_dict({"prompt": PARAPHRASES + DISTINCT[5:]})
+    clean, leaks = decontaminate(train, Dataset.from_dict({"prompt": DISTINCT[:5]}))
+    assert [m.row for m in leaks.matches] == [0, 1, 2, 3, 4] and clean["prompt"][:] == DISTINCT[5:]
