@@ -176,7 +176,7 @@ def _against_keys(sets: list[AgainstSet]) -> tuple[dict[str, int], list[tuple[in
                 f"[{present}]); name its prompt column as SOURCE:COLUMN, or pass column=..."
             )
         try:
-            keys: PromptKeys = read_keys(against.data, against.column)
+            keys: PromptKeys = read_keys(against.data, against.column, keep_text=True)
         except RowError as err:
             raise RowError(err.reason, row=err.row, column=err.column, file=against.name) from None
         first_rows = np.unique(keys.row_key, return_index=True)[1]

@@ -70,18 +70,19 @@ def embedder_name(embed: EmbedResponses) -> str:
 
 
 def embed_texts(texts: list[str], embed: EmbedResponses, folder: Path, name: str) -> Dataset:
-    """``texts`` and their unit vectors (column :data:`EMBEDDING`), written to ``folder`` and memory-mapped.
+    """The unit vectors of ``texts`` (column :data:`EMBEDDING`), written to ``folder`` and memory-mapped.
 
     The vectors live in an Arrow file, not in memory: the FAISS index and one query chunk are what a
     search holds, so memory grows with the index alone.
     """
     data = Dataset.from_dict({TEXT: texts}, features=Features({TEXT: Value("string")}))
-    features = Features({TEXT: Value("string"), EMBEDDING: List(Value(embed.dtype), length=embed.dim)})
+    features = Features({EMBEDDING: List(Value(embed.dtype), length=embed.dim)})
     return data.map(
         embed,
         batched=True,
         batch_size=EMBED_BATCH,
         features=features,
+        remove_columns=[TEXT],
         cache_file_name=str(folder / f"{name}.arrow"),
         new_fingerprint=uuid.uuid4().hex,  # a scratch file: nothing to reuse, and no hashing of the model
         load_from_cache_file=False,

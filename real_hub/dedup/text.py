@@ -41,7 +41,7 @@ class PromptKeys:
     """The distinct normalised prompts of a column and, for each row, which one it holds.
 
     ``texts[k]`` is the ``k``-th distinct key in order of first appearance; ``row_key[i]`` is row ``i``'s.
-    ``first_text[k]`` is the prompt text (not normalised) of the first row holding key ``k``.
+    ``first_text[k]`` is the prompt text (not normalised) of the first row holding key ``k``, when asked for.
     """
 
     texts: list[str]
@@ -52,8 +52,10 @@ class PromptKeys:
         return len(self.texts)
 
 
-def read_keys(ds: Dataset, column: str) -> PromptKeys:
+def read_keys(ds: Dataset, column: str, *, keep_text: bool = False) -> PromptKeys:
     """Read ``column`` of ``ds`` in batches and key every row (errors name the row and the column).
+
+    ``keep_text`` also keeps each key's first prompt text as written (``first_text``).
 
     Raises:
         ColumnError: ``ds`` has no ``column``.
@@ -74,7 +76,7 @@ def read_keys(ds: Dataset, column: str) -> PromptKeys:
             if not key:
                 raise RowError("expected a prompt with text, found only whitespace", row=row, column=column)
             k = index.setdefault(key, len(index))
-            if k == len(first_text):
+            if keep_text and k == len(first_text):
                 first_text.append(text)
             row_key[row] = k
     return PromptKeys(list(index), row_key, first_text)
