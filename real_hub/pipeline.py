@@ -29,10 +29,10 @@ from datasets import Dataset
 
 from .convert import SOURCES, ConversionReport, detect_source, to_candidates, to_pairs, to_trl
 from .convert.detect import PAIR_SOURCES
-from .dedup.curate import DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD
-from .dedup.curate import check_options as check_prompt_options
 from .dedup.curate import prompt_checks
 from .dedup.report import DedupReport
+from .dedup.settings import DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD
+from .dedup.settings import check_options as check_prompt_options
 from .drsow.label import LabelReport, label_pairs
 from .errors import ColumnError, ConfigError, FormatError, RowError
 from .generate import GenerateResponses, GenerationReport, generation_report

@@ -13,10 +13,11 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 
 from ..errors import ColumnError, ConfigError, RowError
-from .dedup import Embedder, check_threshold
+from .dedup import Embedder
 from .embedding import embed_texts, embedder_name, prompt_embedder
 from .report import DedupReport, Match
 from .search import VectorIndex, nearest
+from .settings import check_threshold
 from .text import PromptKeys, read_keys
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from datasets import Dataset
@@ -17,22 +17,12 @@ from ..real.encoders import Encoder
 from .embedding import embed_texts, embedder_name, prompt_embedder
 from .report import DedupReport, DuplicateGroup
 from .search import VectorIndex, greedy_groups, similar_pairs
+from .settings import KEEP, check_threshold
 from .text import read_keys
 
 logger = logging.getLogger(__name__)
 
-KEEP = ("first", "last")
 Embedder = str | Encoder | EmbedResponses | None
-
-
-def check_threshold(threshold: Any, name: str = "threshold") -> float:
-    """``threshold`` as a float in (0, 1], else a :class:`ConfigError` naming ``name``."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-        raise ConfigError(
-            f"{name} must be a cosine similarity in (0, 1] (0.9 by default; 1 removes identical embeddings "
-            f"only), got {threshold!r}"
-        )
-    return float(threshold)
 
 
 def deduplicate(
