@@ -255,6 +255,8 @@ def test_bad_input_names_the_column_or_row():
         decontaminate(Dataset.from_dict({"prompt": ["fine"]}), Dataset.from_dict({"prompt": [None]}))
     with pytest.raises(ConfigError, match="keep must be one of 'first', 'last'"):
         deduplicate(Dataset.from_dict({"prompt": ["a"]}), keep="longest", embedder=BowEncoder())
+    with pytest.raises(ConfigError, match=r"expected a datasets.Dataset, got DatasetDict \(pick a split"):
+        deduplicate(DatasetDict({"train": ds}), "question", embedder=BowEncoder())
     with pytest.raises(ConfigError, match="embedder must be"):
         deduplicate(Dataset.from_dict({"prompt": ["a"]}), embedder=42)
 

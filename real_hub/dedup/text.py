@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from ..errors import ColumnError, RowError
+from ..errors import ColumnError, ConfigError, RowError
 from ..validate import check_prompt, is_list
 
 READ_BATCH = 10_000
@@ -58,9 +58,15 @@ def read_keys(ds: Dataset, column: str, *, keep_text: bool = False) -> PromptKey
     ``keep_text`` also keeps each key's first prompt text as written (``first_text``).
 
     Raises:
+        ConfigError: ``ds`` is not a ``Dataset``.
         ColumnError: ``ds`` has no ``column``.
         RowError: A prompt is not a non-empty text or chat, or its text is empty once normalised.
     """
+    if not isinstance(ds, Dataset):
+        raise ConfigError(
+            f"expected a datasets.Dataset, got {type(ds).__name__} (pick a split, e.g. ds['train'], or "
+            "materialise an IterableDataset with Dataset.from_generator)"
+        )
     if column not in ds.column_names:
         raise ColumnError.missing(
             [column], ds.column_names, hint="pass column= the name of the prompt column"
