@@ -13,6 +13,9 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
+    from .dedup.decontaminate import decontaminate
+    from .dedup.dedup import deduplicate
+    from .dedup.report import DedupReport, DuplicateGroup, Match
     from .demo import load_demo, run_demo
     from .drsow.evaluate import AccuracyReport, BestOfNReport, best_of_n, reward_accuracy
     from .drsow.label import LabelReport, OrientByReward, PairsFromRewards, label_pairs
@@ -48,6 +51,11 @@ _LAZY: dict[str, str] = {
     "to_candidates": ".convert",
     "to_pairs": ".convert",
     "to_trl": ".convert",
+    "decontaminate": ".dedup.decontaminate",
+    "deduplicate": ".dedup.dedup",
+    "DedupReport": ".dedup.report",
+    "DuplicateGroup": ".dedup.report",
+    "Match": ".dedup.report",
     "load_demo": ".demo",
     "run_demo": ".demo",
     "AccuracyReport": ".drsow.evaluate",
@@ -132,8 +140,10 @@ __all__ = [
     "CurateReport",
     "CurateResult",
     "CuratedSet",
+    "DedupReport",
     "DOMAIN_INSTRUCTIONS",
     "DensityRatioReward",
+    "DuplicateGroup",
     "EmbedResponses",
     "EmbeddingRouter",
     "Encoder",
@@ -144,6 +154,7 @@ __all__ = [
     "HubOptions",
     "KeywordRouter",
     "LabelReport",
+    "Match",
     "ModelNotFoundError",
     "ModelSource",
     "OrientByReward",
@@ -164,6 +175,8 @@ __all__ = [
     "best_of_n",
     "budget_filter",
     "curate",
+    "decontaminate",
+    "deduplicate",
     "detect_source",
     "generation_report",
     "label_pairs",

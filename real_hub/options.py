@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dedup.settings import DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD
 from .errors import ConfigError, flag, option
 from .formats import SOURCES
 from .models import DEFAULT_EMBEDDER
@@ -92,6 +93,39 @@ class CurateOptions:
     )
     label: bool = _option(False, "Orient pairs by reward (needs --strong/--weak).", group="Dr.SoW rewards")
     min_margin: float = _option(0.0, "Abstain below this reward margin.", group="Dr.SoW rewards")
+    dedup: float | None = _option(
+        None,
+        "Drop duplicate prompts before selection: exact copies (case and whitespace aside), then "
+        "near-duplicates at cosine >= THRESHOLD (0.9 when the flag has no value; put a bare --dedup after "
+        "SOURCE); one row per group stays.",
+        metavar="THRESHOLD",
+        nargs="?",
+        const=DEFAULT_DEDUP_THRESHOLD,
+        group="prompt checks",
+    )
+    decontaminate: list[str] | None = _option(
+        None,
+        "Drop rows whose prompt matches a prompt of this benchmark or held-out split (a data file, folder or "
+        "Hub id; every split; the prompt column after a colon, default prompt). Repeatable.",
+        metavar="FILE_OR_REPO[:column]",
+        group="prompt checks",
+    )
+    decontaminate_threshold: float = _option(
+        DEFAULT_DEDUP_THRESHOLD,
+        "Cosine at or above which a prompt counts as leaked.",
+        metavar="THRESHOLD",
+        group="prompt checks",
+    )
+    dedup_keep: str = _option(
+        "first", "Row each duplicate group keeps.", choices=("first", "last"), group="prompt checks"
+    )
+    dedup_embedder: str | None = _option(
+        None,
+        "Prompt embedder of --dedup/--decontaminate: a backend of all-MiniLM-L6-v2 (static, "
+        "sentence-transformers, onnx, openvino) or a model (default: static, distilled once).",
+        metavar="MODEL",
+        group="prompt checks",
+    )
     batch_size: int = _option(256, "Rows per map batch.", group="processing")
     num_proc: int | None = _option(
         None, "Worker processes for map (with --engine ray: actors per model).", group="processing"

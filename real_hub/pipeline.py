@@ -1,4 +1,8 @@
-"""``curate()``: (generate) -> convert -> embed -> (reward) -> select -> (label) -> save and/or push.
+"""``curate()``: (generate) -> convert -> (prompt checks) -> embed -> (reward) -> select -> (label) -> write.
+
+The prompt checks (``dedup=THRESHOLD``, ``decontaminate=[SOURCE[:column], ...]``) drop leaked prompts, then
+duplicate prompts (:mod:`real_hub.dedup`), before anything is embedded or selected; for a prompt-only
+source they run before generation, so no response is sampled for a prompt that goes.
 
 Prompt-only sources (a ``prompt`` column, no responses) first get ``n`` sampled responses per prompt from
 the ``generate`` model (:class:`~real_hub.GenerateResponses`); empty samples are dropped from a row
@@ -23,6 +27,9 @@ from typing import Any
 from datasets import Dataset
 
 from .convert import ConversionReport, detect_source, to_candidates, to_pairs, to_trl
+from .dedup.curate import prompt_checks
+from .dedup.report import DedupReport
+from .dedup.settings import check_options as check_prompt_options
 from .drsow.label import LabelReport, label_pairs
 from .errors import ConfigError, FormatError, RowError, on_command_line, option
 from .formats import PAIR_SOURCES
@@ -62,6 +69,8 @@ class CurateReport:
     selection: SelectionReport | None = None
     budget: BudgetReport | None = None
     labelling: LabelReport | None = None
+    dedup: DedupReport | None = None
+    decontamination: DedupReport | None = None
     rows_out: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     config: str | None = None
@@ -88,6 +97,8 @@ class CurateReport:
             "selection": self.selection.to_dict() if self.selection else None,
             "budget": self.budget.to_dict() if self.budget else None,
             "labelling": self.labelling.to_dict() if self.labelling else None,
+            "dedup": self.dedup.to_dict() if self.dedup else None,
+            "decontamination": self.decontamination.to_dict() if self.decontamination else None,
             "rows_out": self.rows_out,
             "skipped": self.skipped,
             "seconds": self.seconds,
@@ -124,6 +135,7 @@ def _check_free(config: str, output_dir: str | Path | None, overwrite: bool) -> 
 def _check(options: CurateOptions) -> None:
     if options.strategy is not None:  # an unknown name fails now, whatever the shape turns out to be
         selection_strategy(options, "candidates")
+    check_prompt_options(options)
     if options.engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {options.engine!r}")
     if options.engine == "ray":
@@ -200,12 +212,21 @@ def curate(
         if opts.limit is not None:
             raw = raw.select(range(min(opts.limit, len(raw))))
         timer.lap("load")
+        checks = opts.dedup is not None or opts.decontaminate is not None
+        dedup = decontamination = None
+        if checks and opts.generate is not None:  # prompts only: check them before generating for them
+            raw, dedup, decontamination = prompt_checks(raw, opts)
+            timer.lap("prompt checks")
         try:
             data, report, kind = _convert(raw, name, opts, timer)
         except RowError as err:  # name the data file and the row in it, as the Ray engine does
             raise (_locate(err, source) if opts.generate is None else err) from None
         strategy = selection_strategy(opts, report.shape)
         _check_free(config_name or config_for(strategy), output_dir, overwrite)  # before the models run
+        if checks and opts.generate is None:
+            data, dedup, decontamination = prompt_checks(data, opts)
+            timer.lap("prompt checks")
+        report.dedup, report.decontamination = dedup, decontamination
         data = _embed_and_reward(data, opts, timer)
         data = _select(data, report.shape, strategy, opts, report)
     timer.lap("select")
@@ -396,6 +417,8 @@ def _card_fields(
         seed=opts.seed,
         license=licence,
         reference=reference,
+        dedup=report.dedup.provenance() if report.dedup else None,
+        decontamination=report.decontamination.provenance() if report.decontamination else None,
         versions=library_versions(),
     )
     statistics = Statistics(
@@ -407,6 +430,8 @@ def _card_fields(
         similarity=summarize(data["similarity"]) if "similarity" in data.column_names else {},
         margin=summarize(data["margin"]) if "margin" in data.column_names else {},
         generation=generation.to_dict() if generation is not None else {},
+        dedup=report.dedup.statistics() if report.dedup else {},
+        decontamination=report.decontamination.statistics() if report.decontamination else {},
     )
     return provenance, statistics
 

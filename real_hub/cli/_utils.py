@@ -33,8 +33,10 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one flag per field of the dataclass ``cls``, from its type, default and metadata.
 
     Metadata keys: ``help``, ``flag`` (default ``--name-with-dashes``), ``choices``, ``metavar``, ``group``
-    (argument group title), ``off_help``. A boolean field defaulting to False is ``--flag``; one
-    defaulting to True is ``--no-flag`` (help: ``off_help``). ``X | None`` fields take an ``X``.
+    (argument group title), ``off_help``, ``nargs`` and ``const`` (``nargs="?"``: a flag whose value is
+    optional, ``const`` when it has none). A boolean field defaulting to False is ``--flag``; one
+    defaulting to True is ``--no-flag`` (help: ``off_help``). ``X | None`` fields take an ``X``;
+    ``list[X]`` fields are repeatable flags, one ``X`` each.
     Defaults are written once, in the dataclass.
     """
     hints = typing.get_type_hints(cls)
@@ -61,6 +63,10 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         if default is not None:
             helptext += " (default: %(default)s)"
+        extra = {k: meta[k] for k in ("nargs", "const") if k in meta}
+        if typing.get_origin(args[0]) is list:  # repeatable: --flag A --flag B
+            args = list(typing.get_args(args[0])) or [str]
+            extra["action"] = "append"
         target.add_argument(
             flag,
             dest=f.name,
@@ -69,6 +75,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
             choices=meta.get("choices"),
             metavar=meta.get("metavar"),
             help=helptext,
+            **extra,
         )
 
 

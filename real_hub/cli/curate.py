@@ -18,6 +18,9 @@ EXAMPLES = """examples:
   # prompts only: sample 4 responses per prompt, pick the most dissimilar pair of each for annotation
   real-hub curate prompts.jsonl --generate HuggingFaceTB/SmolLM2-135M-Instruct --n 4 --output-dir gen
 
+  # drop prompts leaked from a benchmark's split, then near-duplicate prompts (cosine >= 0.9), then select
+  real-hub curate train.jsonl --decontaminate test.jsonl:prompt --dedup --budget 0.5 --output-dir clean
+
   # Dr.SoW: rewards from a strong over a weak model, pairs oriented by reward
   real-hub curate pairs.jsonl --strong me/model-dpo --weak me/model-sft --label --output-dir out
 
@@ -60,6 +63,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the pipeline and print its summary."""
+    from ..dedup.curate import summary_rows
     from ..options import CurateOptions
     from ..pipeline import curate
 
@@ -88,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             "skipped": report.conversion.n_skipped,
         },
     ]
+    rows += summary_rows(report.dedup, report.decontamination)
     if report.selection is not None:
         rows.append(
             {
@@ -123,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
             f"--max-new-tokens, {gen.empty_samples} empty; rows with identical samples: "
             f"{gen.rows_all_identical}, with empty samples only: {gen.rows_all_empty}"
         )
+    for check in (report.decontamination, report.dedup):
+        if check is not None:
+            print(check.summary())
     if report.skipped:
         print("skipped by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(report.skipped.items())))
     if report.budget is not None:

@@ -51,6 +51,10 @@ class Provenance:
     reference: dict[str, Any] | None = None
     """What the ``ref_chosen_logps``/``ref_rejected_logps`` columns belong to: ``model``, ``revision``,
     ``dtype`` (precision), TRL's ``max_length``/``truncation_mode`` (see ``add_reference_logps``)."""
+    dedup: dict[str, Any] | None = None
+    """Prompt deduplication: column, threshold, embedder, keep (see ``real_hub.deduplicate``)."""
+    decontamination: dict[str, Any] | None = None
+    """Prompt decontamination: column, threshold, embedder and the ``against`` sets."""
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, for the card's YAML."""
@@ -77,6 +81,10 @@ class Statistics:
     margin: dict[str, float] = field(default_factory=dict)
     generation: dict[str, int] = field(default_factory=dict)
     """For prompt-only sources: samples, tokens, stops, truncations, empty and all-identical rows."""
+    dedup: dict[str, int] = field(default_factory=dict)
+    """Prompt deduplication: rows in, exact and semantic removals, rows out, duplicate groups."""
+    decontamination: dict[str, int] = field(default_factory=dict)
+    """Prompt decontamination: rows in, exact and semantic removals, rows out, removals per against set."""
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, for the card's YAML."""

@@ -102,6 +102,25 @@ def load_source(
     )
 
 
+def load_splits(data: str, *, config: str | None = None, revision: str | None = None) -> dict[str, Dataset]:
+    """Every split of a folder or Hub id (``load_dataset(data, config)``); data files give one, ``train``.
+
+    Errors are :func:`load_source`'s.
+    """
+    from datasets import DatasetDict, load_dataset
+
+    path = Path(data).expanduser()
+    if not path.is_dir() and (path.exists() or file_format(path) or _is_path(data)):
+        return {"train": load_source(data)}
+    what = str(path) if path.is_dir() else f"{data} from the Hub (no local file or folder has that name)"
+    loaded = _load(
+        lambda: load_dataset(str(path) if path.is_dir() else data, config, revision=revision),
+        what,
+        FormatError if path.is_dir() else HubError,
+    )
+    return dict(loaded) if isinstance(loaded, DatasetDict) else {"train": loaded}
+
+
 def _is_path(text: str) -> bool:
     """Whether ``text`` can only be a local path, never a Hub id (``name`` or ``owner/name``)."""
     return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text

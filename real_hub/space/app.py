@@ -15,6 +15,7 @@ import gradio as gr
 
 from .annotation import ANNOTATIONS_DIR_ENV, AnnotationStore, annotation_scheduler
 from .browse import DEMO, SourceCache
+from .duplicates import DUPLICATE_COLUMNS
 from .handlers import TABLE_COLUMNS, SpaceHandlers
 from .queue import AnnotationQueues
 from .render import ONLY_HERE
@@ -142,6 +143,21 @@ def build_app(
                 scatter_note = gr.Markdown()
                 gr.Markdown("### Candidates of the selected pair's prompt")
                 heat = gr.HTML(elem_id="rh-heatmap")
+            with gr.Tab("Duplicates"):
+                gr.Markdown(
+                    "Prompts of the config and split chosen in *Browse* that duplicate one another: exact "
+                    "copies (case and whitespace aside) and near-duplicates at cosine ≥ the threshold "
+                    "(`real_hub.deduplicate`; static MiniLM embeddings, distilled on first use)."
+                )
+                with gr.Row():
+                    dup_threshold = gr.Slider(
+                        0.5, 1, value=0.9, step=0.01, label="Cosine ≥", elem_id="rh-dup-threshold"
+                    )
+                    dup_btn = gr.Button("Find duplicate prompts", elem_id="rh-dup-find")
+                dup_summary = gr.Markdown(elem_id="rh-dup-summary")
+                dup_table = gr.Dataframe(
+                    headers=DUPLICATE_COLUMNS, interactive=False, wrap=True, elem_id="rh-dup-table"
+                )
             with gr.Tab("Card"):
                 gr.Markdown("### Provenance")
                 prov_md = gr.Markdown(elem_id="rh-provenance")
@@ -205,6 +221,9 @@ def build_app(
         position.submit(h.pair, [*filters, position], pair_out, api_name="pair")
         next_btn.click(h.next_pair, [*filters, position], pair_out, api_name="next_pair")
         prev_btn.click(h.previous_pair, [*filters, position], pair_out, api_name="previous_pair")
+
+        dup_in = [src_box, config, split, dup_threshold]
+        dup_btn.click(h.duplicates, dup_in, [dup_table, dup_summary], api_name="duplicates")
 
         ann_in = [src_box, config, split, annotator]
         ann_out = [ann_key, ann_prompt, ann_a, ann_b, progress, agreement]

@@ -25,6 +25,7 @@ from .browse import (
     metadata_markdown,
     similarity_histogram,
 )
+from .duplicates import DUPLICATE_COLUMNS, duplicate_groups
 from .queue import AnnotationQueue, AnnotationQueues
 from .render import completion_text, error_box, heatmap_html, pair_header, turns_html, word_diff
 
@@ -187,6 +188,16 @@ class SpaceHandlers:
         )
         header = pair_header(item, position, total)
         return position, header, turns_html(item["prompt"]), chosen, rejected, heat
+
+    def duplicates(self, name: str, config: str, split: str, threshold: Any) -> tuple:
+        """The duplicate prompt groups of the chosen config and split: (table, summary)."""
+        src = self.get(name)
+        if config not in src.configs:
+            return pd.DataFrame(columns=DUPLICATE_COLUMNS), "no config selected"
+        try:
+            return duplicate_groups(src.view(config, split).dataset, float(threshold), self.cache.encoder)
+        except RealHubError as err:
+            raise gr.Error(str(err)) from err
 
     def first_pair(self, *args: Any) -> tuple:
         """The first pair of the filtered list."""
