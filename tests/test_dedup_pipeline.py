@@ -56,7 +56,7 @@ def test_curate_decontaminates_then_deduplicates_and_the_card_records_it(tmp_pat
     assert (report.dedup.rows_in, report.dedup.exact, report.dedup.semantic) == (11, 2, 1)
     assert report.rows_out == 8 == len(result.dataset)
     assert sorted(result.dataset["prompt"]) == sorted(distinct_prompts(8))
-    curated = load_curated(out, "dissimilar")
+    curated = load_curated(out, "all")  # pairs without a budget: every pair kept
     assert curated.provenance.dedup == {
         "column": "prompt",
         "threshold": 0.85,
@@ -103,7 +103,7 @@ def test_curate_command_with_dedup_and_decontaminate_flags(tmp_path, files, lm_d
     assert code == 0
     assert "decontaminate (1)" in printed and "dedup (1)" in printed
     assert "deduplicate: 11 rows in, 2 exact copies and 0 near-duplicates removed" in printed
-    curated = load_curated(out, "dissimilar")
+    curated = load_curated(out, "all")  # pairs without a budget: every pair kept
     assert curated.statistics.rows_out == {"train": 9}
     assert curated.provenance.dedup["embedder"] == f"{lm_dirs['gpt2']} (auto)"
 

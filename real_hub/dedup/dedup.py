@@ -11,9 +11,9 @@ from typing import Literal
 import numpy as np
 from datasets import Dataset
 
+from ..encoders import Encoder
 from ..errors import ConfigError
 from ..real.embed import EmbedResponses
-from ..real.encoders import Encoder
 from .embedding import embed_texts, embedder_name, prompt_embedder
 from .report import DedupReport, DuplicateGroup
 from .search import VectorIndex, greedy_groups, similar_pairs

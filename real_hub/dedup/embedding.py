@@ -14,10 +14,10 @@ from typing import Any
 
 from datasets import Dataset, Features, List, Value
 
+from ..encoders import Encoder
 from ..errors import ConfigError
 from ..models import DEFAULT_EMBEDDER
 from ..real.embed import EmbedResponses
-from ..real.encoders import Encoder
 
 TEXT = "text"
 EMBEDDING = "text_embedding"
