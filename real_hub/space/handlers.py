@@ -8,6 +8,7 @@ these. The data work is ``browse.py``'s and ``queue.py``'s; how values look is `
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -38,30 +39,48 @@ NO_HEATMAP = (
 )
 
 
-def page_filter(
-    config: str, split: str, smin: Any, smax: Any, mmin: Any, mmax: Any, domain: Any, search: Any
-) -> PairFilter:
-    """The :class:`PairFilter` of the page's controls (a slider at its end is an open bound)."""
+@dataclass(frozen=True)
+class FilterInputs:
+    """The page's filter controls as its events pass them (``FIELDS`` in order), before the position."""
 
-    def bound(v: Any, edge: float) -> float | None:
-        if v is None or str(v).strip() == "":
-            return None
-        try:
-            v = float(v)
-        except ValueError as err:
-            raise gr.Error(f"a bound must be a number, got {v!r}") from err
-        return None if v == edge else v
+    source: str
+    config: str
+    split: str
+    similarity_min: Any
+    similarity_max: Any
+    margin_min: Any
+    margin_max: Any
+    domain: Any
+    search: Any
 
-    return PairFilter(
-        config=config or "",
-        split=split or "train",
-        similarity_min=bound(smin, -1.0),
-        similarity_max=bound(smax, 1.0),
-        margin_min=bound(mmin, float("nan")),
-        margin_max=bound(mmax, float("nan")),
-        domain=domain or None,
-        search=search or "",
-    )
+    @classmethod
+    def with_position(cls, args: tuple[Any, ...]) -> tuple[FilterInputs, Any]:
+        """The filters and the page or pair position that follows them in an event's inputs."""
+        return cls(*args[:-1]), args[-1]
+
+    def pair_filter(self) -> PairFilter:
+        """The :class:`PairFilter` these controls set (a slider at its end is an open bound)."""
+        return PairFilter(
+            config=self.config or "",
+            split=self.split or "train",
+            similarity_min=_bound(self.similarity_min, -1.0),
+            similarity_max=_bound(self.similarity_max, 1.0),
+            margin_min=_bound(self.margin_min, float("nan")),
+            margin_max=_bound(self.margin_max, float("nan")),
+            domain=self.domain or None,
+            search=self.search or "",
+        )
+
+
+def _bound(value: Any, edge: float) -> float | None:
+    """A filter bound: None when empty or at the slider's end, else the number (a page error if not one)."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError as err:
+        raise gr.Error(f"a bound must be a number, got {value!r}") from err
+    return None if number == edge else number
 
 
 class SpaceHandlers:
@@ -123,25 +142,13 @@ class SpaceHandlers:
             gr.Dropdown(choices=["", *src.domains(config, splits[0])], value=""),
         )
 
-    def table(
-        self,
-        name: str,
-        config: str,
-        split: str,
-        smin: Any,
-        smax: Any,
-        mmin: Any,
-        mmax: Any,
-        domain: Any,
-        search: Any,
-        page: Any,
-    ) -> tuple:
-        """One page of the filtered pairs: (table, page, summary)."""
-        src = self.get(name)
-        if config not in src.configs:
+    def table(self, *args: Any) -> tuple:
+        """One page of the filtered pairs: (table, page, summary). Inputs: :class:`FilterInputs`, page."""
+        filters, page = FilterInputs.with_position(args)
+        src = self.get(filters.source)
+        if filters.config not in src.configs:
             return pd.DataFrame(columns=TABLE_COLUMNS), 0, "no config selected"
-        f = page_filter(config, split, smin, smax, mmin, mmax, domain, search)
-        rows, total, page = src.page(f, int(page or 0), self.page_size)
+        rows, total, page = src.page(filters.pair_filter(), int(page or 0), self.page_size)
         pages = max(1, -(-total // self.page_size))
         frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
         return frame, page, f"{total} pair(s) match; page {page + 1} of {pages}"
@@ -158,25 +165,16 @@ class SpaceHandlers:
         """The page before the one shown (the last argument)."""
         return self.table(*args[:-1], int(args[-1] or 0) - 1)
 
-    def pair(
-        self,
-        name: str,
-        config: str,
-        split: str,
-        smin: Any,
-        smax: Any,
-        mmin: Any,
-        mmax: Any,
-        domain: Any,
-        search: Any,
-        position: Any,
-    ) -> tuple:
-        """The pair at ``position`` of the filtered list, its word diff and its candidates' heatmap."""
-        src = self.get(name)
-        if config not in src.configs:
+    def pair(self, *args: Any) -> tuple:
+        """The pair at a position of the filtered list, its word diff and its candidates' heatmap.
+
+        Inputs: :class:`FilterInputs`, then the position.
+        """
+        filters, position = FilterInputs.with_position(args)
+        src = self.get(filters.source)
+        if filters.config not in src.configs:
             return 0, "no config selected", "", [], [], ""
-        f = page_filter(config, split, smin, smax, mmin, mmax, domain, search)
-        item, position, total = src.pair(f, int(position or 0))
+        item, position, total = src.pair(filters.pair_filter(), int(position or 0))
         if item is None:
             return 0, "No pair matches the filters.", "", [], [], ""
         chosen, rejected = word_diff(completion_text(item["chosen"]), completion_text(item["rejected"]))
