@@ -21,7 +21,9 @@ from .hub.curated import CuratedSet, load_curated, push_curated, save_curated
 from .hub.dataset_card import Provenance, Statistics
 from .logprobs import SequenceScores, score_sequences
 from .pipeline import CurateOptions, CurateReport, CurateResult, curate
+from .real.agreement import AgreementCurve, agreement_by_similarity
 from .real.budget import BudgetReport, budget_filter
+from .real.budget_curve import BudgetCurve, budget_curve
 from .real.embed import EmbedResponses, Encoder
 from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pairs
 from .space.annotation import AnnotationReport, AnnotationStore, LabelStore, load_annotations
@@ -31,9 +33,11 @@ from .version import __version__
 
 __all__ = [
     "AccuracyReport",
+    "AgreementCurve",
     "AnnotationReport",
     "AnnotationStore",
     "BestOfNReport",
+    "BudgetCurve",
     "BudgetReport",
     "ColumnError",
     "ConfigError",
@@ -70,7 +74,9 @@ __all__ = [
     "Statistics",
     "TrainResult",
     "add_reference_logps",
+    "agreement_by_similarity",
     "best_of_n",
+    "budget_curve",
     "budget_filter",
     "curate",
     "detect_source",
