@@ -336,7 +336,7 @@ def budget_curve(
     kept_sims = {s: np.zeros(len(grid)) for s in names}
     reference, train_sizes, test_sizes = [], [], []
     bar = tqdm(
-        range(splits), desc="Budget curve", unit="split", disable=not progress_enabled(show_progress, 8)
+        range(splits), desc="Budget curve", unit="split", disable=not progress_enabled(show_progress, splits)
     )
     for s in bar:
         rng = np.random.default_rng([seed, s])
