@@ -98,6 +98,13 @@ class CurateOptions:
         "auto", "Embedding backend.", choices=("auto", "sentence-transformers", "causal-lm"),
         group="REAL selection",
     )  # fmt: skip
+    budget_curve: str | None = _option(
+        None,
+        "Cite this budget_curve.json (written by `real-hub budget-curve` on the labelled pairs) in the "
+        "dataset card: all pairs' accuracy, the strategy's at the budget, the annotation saved.",
+        metavar="JSON",
+        group="REAL selection",
+    )
     strong: str | None = _option(
         None, "Better-aligned model (e.g. a DPO model).", metavar="MODEL", group="Dr.SoW rewards"
     )
@@ -228,6 +235,11 @@ def _check(options: CurateOptions) -> None:
     ):
         raise ConfigError(
             f"limit (--limit) must be a positive number of rows, or None for all; got {options.limit!r}"
+        )
+    if options.budget_curve is not None and not Path(options.budget_curve).is_file():
+        raise ConfigError(
+            f"budget_curve (--budget-curve): expected the budget_curve.json that `real-hub budget-curve` "
+            f"writes, found no file at {options.budget_curve!r}"
         )
     if options.pairs_per_prompt < 1:
         raise ConfigError(f"pairs_per_prompt must be at least 1, got {options.pairs_per_prompt}")
@@ -515,8 +527,25 @@ def _card_fields(
         similarity=summarize(data["similarity"]) if "similarity" in data.column_names else {},
         margin=summarize(data["margin"]) if "margin" in data.column_names else {},
         generation=generation.to_dict() if generation is not None else {},
+        budget_curve=_budget_curve_summary(opts, strategy),
     )
     return provenance, statistics
+
+
+def _budget_curve_summary(opts: CurateOptions, strategy: str) -> dict[str, str]:
+    """The card's lines from ``opts.budget_curve`` (see :meth:`~real_hub.BudgetCurve.card_summary`).
+
+    The curated strategy (else the curve's first) at the budget (at every measured budget when the curve
+    did not measure it), all pairs, and the annotation saved.
+    """
+    if opts.budget_curve is None:
+        return {}
+    from .real.budget_curve import BudgetCurve
+
+    curve = BudgetCurve.load(opts.budget_curve)
+    name = strategy if strategy in curve.strategies else curve.strategies[0]
+    measured = opts.budget is not None and any(abs(b - opts.budget) < 1e-9 for b in curve.budgets)
+    return curve.card_summary(name, opts.budget if measured else None)
 
 
 def _refuse_prompt_only(columns: list[str]) -> None:

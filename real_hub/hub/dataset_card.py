@@ -74,6 +74,9 @@ class Statistics:
     margin: dict[str, float] = field(default_factory=dict)
     generation: dict[str, int] = field(default_factory=dict)
     """For prompt-only sources: samples, tokens, stops, truncations, empty and all-identical rows."""
+    budget_curve: dict[str, str] = field(default_factory=dict)
+    """What a budget curve measured on the labelled pairs (:meth:`real_hub.BudgetCurve.card_summary`): the
+    method, all pairs' held-out accuracy, the strategy's at the budget, the annotation saved."""
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, for the card's YAML."""
