@@ -136,6 +136,21 @@ def build_app(
                 scatter_note = gr.Markdown()
                 gr.Markdown("### Candidates of the selected pair's prompt")
                 heat = gr.HTML(elem_id="rh-heatmap")
+            with gr.Tab("Budget curve"):
+                gr.Markdown(
+                    "How much annotation a selection saves, as measured by `real-hub budget-curve` on the "
+                    "labelled pairs: the files it wrote into the loaded folder, or into the folder named "
+                    "here."
+                )
+                with gr.Row():
+                    curve_dir = gr.Textbox(
+                        label="Folder with budget_curve.md and .png (empty: the loaded source)",
+                        elem_id="rh-curve-dir",
+                        scale=4,
+                    )
+                    curve_btn = gr.Button("Show", scale=1, elem_id="rh-curve-show")
+                curve_img = gr.Image(label="Accuracy against budget", type="pil", elem_id="rh-curve-plot")
+                curve_md = gr.Markdown(elem_id="rh-curve-table")
             with gr.Tab("Card"):
                 gr.Markdown("### Provenance")
                 prov_md = gr.Markdown(elem_id="rh-provenance")
@@ -179,6 +194,9 @@ def build_app(
             ev = trigger(h.load, src_box, load_out, api_name=f"load_{suffix}" if suffix != "load" else "load")
             refresh(ev, suffix)
             ev.then(h.plots, src_box, [hist, scatter, scatter_note], api_name=f"plots_{suffix}")
+            ev.then(
+                h.budget_curve, [src_box, curve_dir], [curve_md, curve_img], api_name=f"budget_curve_{suffix}"
+            )
         refresh(
             config.input(h.choose_config, [src_box, config], [split, domain], api_name="choose_config"),
             "config",
@@ -200,6 +218,13 @@ def build_app(
         next_btn.click(h.next_pair, [*filters, position], pair_out, api_name="next_pair")
         prev_btn.click(h.previous_pair, [*filters, position], pair_out, api_name="previous_pair")
 
+        gr.on(
+            [curve_btn.click, curve_dir.submit],
+            h.budget_curve,
+            [src_box, curve_dir],
+            [curve_md, curve_img],
+            api_name="budget_curve",
+        )
         ann_in = [src_box, config, split, annotator]
         ann_out = [ann_key, ann_prompt, ann_a, ann_b, progress, agreement]
         start_btn.click(h.annotation, ann_in, ann_out, api_name="annotation")
