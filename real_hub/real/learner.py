@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from ..arrays import normalise_rows, pair_matrix
+from ..arrays import normalise_rows, pair_matrix, raw_column
 from ..errors import ColumnError, ConfigError
 from ..schema import PROMPT
 from .budget import read_similarities
@@ -86,10 +86,10 @@ def pair_features(
             hint="pairs are split by prompt, so that no prompt is in both halves; name the prompt column "
             "with group_column=, or pass group_column=None when every pair has its own prompt",
         )
-    table = pairs.with_format("arrow")
+    table = pairs.select_columns(list(embedding_columns)).with_format("arrow")[:]
     sides = []
-    for column in embedding_columns:
-        matrix = pair_matrix(table[column], column, range(len(pairs)))
+    for column in embedding_columns:  # a Json column (mixed types) is decoded, each row checked
+        matrix = pair_matrix(raw_column(table, column), column, range(len(pairs)))
         sides.append(normalise_rows(matrix, column, np.arange(len(matrix)), range(len(pairs))))
     chosen, rejected = sides
     if len(pairs) and chosen.shape != rejected.shape:
