@@ -176,8 +176,9 @@ def write_report(
         "",
         "Written by `experiments/budget_study.py`; nothing here is typed by hand. This is the main "
         "measurement of this file: a preference learner that fits on a 2-core CPU, repeated over "
-        f"{s.splits} splits. The DPO section further down is the SMALL setting (32 training pairs), "
-        "kept for the record; its differences sit inside its noise.",
+        f"{s.splits} splits. The DPO section further down (written by `reproduce.py`) is the SMALL setting, "
+        "a few dozen training pairs as it says itself, kept for the record: its differences sit inside its "
+        "noise.",
         "",
         "## Run",
         "",

@@ -303,6 +303,10 @@ def test_save_writes_three_files_and_the_json_reads_back(noisy_similar, tmp_path
     assert "dissimilar - random" in text and "corrected resampled t-intervals" in text
     summary = curve.card_summary("dissimilar", 0.5)
     assert summary["dissimilar at 50%"].startswith(cell + " [")
+    every = curve.card_summary("random")
+    assert [k for k in every if k.startswith("random at")] == ["random at 50%", "random at 100%"]
+    mean, low, high = curve.saved("random", 0.01)
+    assert every["annotation saved within 1 point"] == f"{mean:.0%} [{low:.0%}, {high:.0%}]"
 
 
 def test_plot_without_matplotlib_names_the_extra(noisy_similar, tmp_path, monkeypatch):
