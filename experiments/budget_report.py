@@ -116,7 +116,10 @@ def plot_all(plots: Path, measured: dict[str, dict[str, Any]]) -> dict[str, str]
     names = {}
     for key, m in measured.items():
         path = plots / f"hh_budget_{key}.png"
-        m["curve"].plot(path)
+        curve = m["curve"]
+        curve.plot(
+            path, title=f"{key}: budget curve ({curve.splits} splits, {curve.confidence:.0%} intervals)"
+        )
         names[key] = f"plots/{path.name}"
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, m in measured.items():
@@ -192,7 +195,8 @@ def write_report(
         f"`margin_high` / `margin_low` rank the training pairs by the signed margin of a reward fit on a "
         f"random {s.margin_seed:.0%} seed part of the training half (never on the pairs it ranks); the seed "
         "part counts toward the budget. Like the papers' rules they read the labels of the pairs they "
-        "rank: they choose which labelled pairs to train on, not which pairs to annotate.",
+        "rank: they choose which labelled pairs to train on, not which pairs to annotate. The margin being "
+        "signed, the smallest margins are the pairs whose label the seed reward most disagrees with.",
         "- Embedders (response only, no prompt; vectors L2-normalised): "
         + "; ".join(
             f"`{k}` = {m['embedder'].label}, {m['meta']['dim']} dimensions, embedded in "

@@ -373,3 +373,17 @@ def test_agreement_falls_with_similarity_when_noise_grows_with_it_and_rises_when
 def test_wilson_interval_matches_the_textbook_values():
     assert wilson(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
     assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+
+
+def test_atomic_files_get_the_usual_permissions_and_leave_no_temporary_file(tmp_path):
+    import os
+
+    from real_hub.atomic import atomic_path, write_text_atomic
+
+    write_text_atomic(tmp_path / "a.md", "text")
+    (tmp_path / "b.md").write_text("text")
+    assert os.stat(tmp_path / "a.md").st_mode == os.stat(tmp_path / "b.md").st_mode
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "c.png") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "b.md"]

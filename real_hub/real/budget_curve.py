@@ -185,11 +185,11 @@ class BudgetCurve:
 
         return curve_markdown(self, tolerance=tolerance)
 
-    def plot(self, path: str | Path) -> Path:
+    def plot(self, path: str | Path, *, title: str | None = None) -> Path:
         """Accuracy against budget, one line per strategy with its interval band, saved as an image."""
         from .budget_curve_report import plot_curve
 
-        return plot_curve(self, path)
+        return plot_curve(self, path, title=title)
 
     def save(self, folder: str | Path, *, plot: bool = True) -> dict[str, Path]:
         """Write ``budget_curve.json``, ``.md`` and (``plot``) ``.png`` into ``folder``, atomically."""
