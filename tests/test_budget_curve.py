@@ -341,6 +341,9 @@ def test_a_missing_prompt_column_is_named(noisy_similar):
         ({"strategies": ("centroid",)}, r"unknown strategy 'centroid'"),
         ({"margin_seed": 1.0}, r"margin_seed must be a fraction in \(0, 1\)"),
         ({"interval_method": "bootstrap"}, r"interval_method must be one of"),
+        ({"seed": -1}, r"seed must be a non-negative integer"),
+        ({"confidence": 1.0}, r"confidence must be in \(0, 1\)"),
+        ({"C": 0}, r"C must be a positive"),
         ({"budgets": (0.001,)}, r"budget 0\.001 keeps no pair of the \d+ training pairs"),
     ],
 )

@@ -318,6 +318,8 @@ def budget_curve(
         ConfigError: an option out of range, fewer than two prompts, or a budget that keeps no pair.
     """
     names, grid = _check(strategies, budgets, splits, margin_seed, interval_method)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must be in (0, 1), got {confidence!r}")
     if not C > 0:
