@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_file import write_section
 
 # The papers' own figures, quoted beside ours in RESULTS.md (sources in experiments/README.md).
 PAPER_FIGURES = [
@@ -521,7 +522,7 @@ def write_results(
             "train splits and several epochs. The full setting is `python experiments/reproduce.py` on a "
             "GPU.",
         ]
-    path.write_text("\n".join(lines) + "\n")
+    write_section(path, "reproduce", "\n".join(lines) + "\n")
     return {
         "strategies": strategy_rows,
         "budget": budget_rows,

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from .logprobs import SequenceScores, score_sequences
     from .options import CurateOptions
     from .pipeline import CurateReport, CurateResult, curate
+    from .real.agreement import AgreementCurve, agreement_by_similarity
     from .real.budget import BudgetReport, budget_filter
+    from .real.budget_curve import BudgetCurve, budget_curve
     from .real.embed import EmbedResponses, Encoder
     from .real.select import PairSimilarity, SelectionReport, SelectPairs, select_pairs
     from .space.annotation import AnnotationReport, AnnotationStore, load_annotations
@@ -94,7 +96,11 @@ _LAZY: dict[str, str] = {
     "CurateReport": ".pipeline",
     "CurateResult": ".pipeline",
     "curate": ".pipeline",
+    "AgreementCurve": ".real.agreement",
+    "agreement_by_similarity": ".real.agreement",
     "BudgetReport": ".real.budget",
+    "BudgetCurve": ".real.budget_curve",
+    "budget_curve": ".real.budget_curve",
     "budget_filter": ".real.budget",
     "EmbedResponses": ".real.embed",
     "Encoder": ".real.embed",
@@ -129,9 +135,11 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AccuracyReport",
+    "AgreementCurve",
     "AnnotationReport",
     "AnnotationStore",
     "BestOfNReport",
+    "BudgetCurve",
     "BudgetReport",
     "ColumnError",
     "ConfigError",
@@ -172,7 +180,9 @@ __all__ = [
     "Statistics",
     "TrainResult",
     "add_reference_logps",
+    "agreement_by_similarity",
     "best_of_n",
+    "budget_curve",
     "budget_filter",
     "curate",
     "decontaminate",

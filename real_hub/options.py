@@ -76,6 +76,13 @@ class CurateOptions:
         "auto", "Embedding backend.", choices=("auto", "sentence-transformers", "causal-lm"),
         group="REAL selection",
     )  # fmt: skip
+    budget_curve: str | None = _option(
+        None,
+        "Cite this budget_curve.json (written by `real-hub budget-curve` on the labelled pairs) in the "
+        "dataset card: all pairs' accuracy, the strategy's at the budget, the annotation saved.",
+        metavar="JSON",
+        group="REAL selection",
+    )
     strong: str | None = _option(
         None, "Better-aligned model (e.g. a DPO model).", metavar="MODEL", group="Dr.SoW rewards"
     )

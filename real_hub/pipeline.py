@@ -158,6 +158,11 @@ def _check(options: CurateOptions) -> None:
             f"{option('limit', 'N', placeholder=True)}: N must be a positive number of rows ({everything}); "
             f"got {options.limit!r}"
         )
+    if options.budget_curve is not None and not Path(options.budget_curve).is_file():
+        raise ConfigError(
+            f"budget_curve (--budget-curve): expected the budget_curve.json that `real-hub budget-curve` "
+            f"writes, found no file at {options.budget_curve!r}"
+        )
     if options.pairs_per_prompt < 1:
         raise ConfigError(f"pairs_per_prompt must be at least 1, got {options.pairs_per_prompt}")
     if options.generate is None:
@@ -432,8 +437,25 @@ def _card_fields(
         generation=generation.to_dict() if generation is not None else {},
         dedup=report.dedup.statistics() if report.dedup else {},
         decontamination=report.decontamination.statistics() if report.decontamination else {},
+        budget_curve=_budget_curve_summary(opts, strategy),
     )
     return provenance, statistics
+
+
+def _budget_curve_summary(opts: CurateOptions, strategy: str) -> dict[str, str]:
+    """The card's lines from ``opts.budget_curve`` (see :meth:`~real_hub.BudgetCurve.card_summary`).
+
+    The curated strategy (else the curve's first) at the budget (at every measured budget when the curve
+    did not measure it), all pairs, and the annotation saved.
+    """
+    if opts.budget_curve is None:
+        return {}
+    from .real.budget_curve import BudgetCurve
+
+    curve = BudgetCurve.load(opts.budget_curve)
+    name = strategy if strategy in curve.strategies else curve.strategies[0]
+    measured = opts.budget is not None and any(abs(b - opts.budget) < 1e-9 for b in curve.budgets)
+    return curve.card_summary(name, opts.budget if measured else None)
 
 
 def _refuse_prompt_only(columns: list[str]) -> None:

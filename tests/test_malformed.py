@@ -43,6 +43,7 @@ from real_hub import (
     PairSimilarity,
     SelectPairs,
     best_of_n,
+    budget_curve,
     budget_filter,
     label_pairs,
     reward_accuracy,
@@ -289,6 +290,12 @@ def _budget(ds: Dataset) -> Result:
     return Result(out.to_list(), report.pairs_in, report.pairs_kept, report.pairs_in - report.pairs_kept)
 
 
+def _budget_curve(ds: Dataset) -> Result:
+    curve = budget_curve(ds, budgets=(1.0,), splits=2, show_progress=False)
+    rows = [{"split": s, "accuracy": a} for s, a in enumerate(curve.reference)]
+    return Result(rows, len(ds), curve.pairs, len(ds) - curve.pairs)
+
+
 def _accuracy(ds: Dataset) -> Result:
     report = reward_accuracy(ds)
     return Result([{"accuracy": report.accuracy}], report.count, report.count, 0)
@@ -430,6 +437,15 @@ def targets() -> list[Target]:
             [dict(r, similarity=0.1 * i) for i, r in enumerate(PAIR_ROWS)],
             {"similarity": "number"},
             _budget,
+        ),
+        Target(
+            "budget_curve",
+            [
+                dict(r, chosen_embedding=vec(i), rejected_embedding=vec(i + 10))
+                for i, r in enumerate(PAIR_ROWS)
+            ],
+            {"chosen_embedding": "vector", "rejected_embedding": "vector"},
+            _budget_curve,
         ),
         Target(
             "select_pairs",
@@ -670,6 +686,10 @@ def test_invalid_values_never_pass_silently(case: Case):
 def test_zero_rows_give_an_empty_result(name: str):
     target = TARGETS[name]
     ds = make_dataset(target.rows).select([])
+    if name == "budget_curve":  # a measurement over splits: nothing to split is an error, not an empty curve
+        with pytest.raises(RealHubError, match="needs pairs of at least 2 prompts to split, found 0"):
+            target.run(ds)
+        return
     result = target.run(ds)
     if name not in ("reward_accuracy", "best_of_n"):
         assert result.rows == []

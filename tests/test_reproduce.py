@@ -75,7 +75,11 @@ def test_dry_run_writes_every_table_and_plot_and_the_rerun_uses_the_cache(tmp_pa
     out = tmp_path / "run"
     first = _reproduce(out)
     text = (out / "RESULTS.md").read_text()
-    assert text.startswith("# Reproducing REAL and Dr.SoW with real-hub: SMALL setting (DRY RUN")
+    # the script's own section of RESULTS.md (experiments/results_file.py), between its markers
+    assert text.startswith("<!-- section reproduce: written by experiments/reproduce.py; do not edit -->\n")
+    assert text.endswith("<!-- end reproduce -->\n")
+    title = text.split("\n")[1]
+    assert title.startswith("# Reproducing REAL and Dr.SoW with real-hub: SMALL setting (DRY RUN")
     for section in SECTIONS:
         assert section in text
     for plot in PLOTS:

@@ -279,3 +279,31 @@ def test_configs_list_the_strategies_first_and_open_on_dissimilar():
     assert src.config_names() == ["dissimilar", "random", "centroid", "zeta", "alpha"]
     assert src.first_config() == "dissimilar"
     assert PairSource("y", {"zeta": dd, "alpha": dd}).first_config() == "zeta"  # as the card lists them
+
+
+def test_the_budget_curve_tab_shows_the_table_and_plot_a_folder_holds(client, tmp_path):
+    from real_hub import BudgetCurve
+
+    curve = BudgetCurve(
+        strategies=("dissimilar", "random"),
+        budgets=(0.5, 1.0),
+        splits=3,
+        seed=0,
+        scores={
+            "dissimilar": [[0.6, 0.62, 0.61], [0.63, 0.64, 0.62]],
+            "random": [[0.58, 0.6, 0.59], [0.63, 0.64, 0.62]],
+        },
+        reference=[0.63, 0.64, 0.62],
+        train_pairs=[50, 50, 50],
+        test_pairs=[50, 50, 50],
+        pairs=100,
+        prompts=100,
+    )
+    curve.save(tmp_path)
+    table, image = call(client, "budget_curve", "", str(tmp_path))
+    assert "| 50% | 25 | 61.0 [" in table and "dissimilar - random" in table
+    assert "![budget curve]" not in table
+    assert image and open(image, "rb").read(4) in (b"RIFF", b"\x89PNG")  # the plot, as gradio serves it
+    note, none = call(client, "budget_curve", "", str(tmp_path / "empty"))
+    assert "No budget curve in" in note and "real-hub budget-curve DATA --output-dir FOLDER" in note
+    assert none is None

@@ -85,6 +85,9 @@ class Statistics:
     """Prompt deduplication: rows in, exact and semantic removals, rows out, duplicate groups."""
     decontamination: dict[str, int] = field(default_factory=dict)
     """Prompt decontamination: rows in, exact and semantic removals, rows out, removals per against set."""
+    budget_curve: dict[str, str] = field(default_factory=dict)
+    """What a budget curve measured on the labelled pairs (:meth:`real_hub.BudgetCurve.card_summary`): the
+    method, all pairs' held-out accuracy, the strategy's at the budget, the annotation saved."""
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, for the card's YAML."""

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..progress import DISABLE_PROGRESS_ENV, progress_enabled  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
-
-
-#: Environment variable that turns every real-hub progress bar off when set to ``1``/``true``.
-DISABLE_PROGRESS_ENV = "REAL_HUB_DISABLE_PROGRESS_BARS"
-_MIN_BATCHES_FOR_PROGRESS = 8
-
-
-def progress_enabled(show_progress: bool | None, n_batches: int) -> bool:
-    """On when asked or for many batches; off by env var or a ``real_hub`` log level above INFO."""
-    if os.environ.get(DISABLE_PROGRESS_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    if logging.getLogger("real_hub").level > logging.INFO:
-        return False
-    return show_progress if show_progress is not None else n_batches >= _MIN_BATCHES_FOR_PROGRESS
 
 
 def _logits_transform(model) -> Callable[[torch.Tensor], torch.Tensor] | None:

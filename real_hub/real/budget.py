@@ -73,32 +73,10 @@ def budget_filter(
                 hint="add it with PairSimilarity, or embed chosen and rejected into chosen_embedding and"
                 " rejected_embedding",
             )
-    column = dataset.with_format("arrow")[similarity_column]
-    if column.null_count:
-        raise arrow_null_row(as_arrow(column), similarity_column, range(len(column)), "a similarity")
-    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
-        sims = column.to_numpy().astype(np.float64)
-    else:  # e.g. a Json column (mixed types): decoded, each value checked, naming its row
-        values = python_column(
-            dataset.select_columns([similarity_column]).with_format("arrow")[:], similarity_column
-        )
-        what = "a similarity (a number)"
-        sims = np.array(
-            [check_number(v, row=i, column=similarity_column, what=what) for i, v in enumerate(values)],
-            dtype=np.float64,
-        )
-    first = first_non_finite(sims)
-    if first is not None:
-        raise RowError(
-            f"expected a finite similarity, found {sims[first]}", row=first, column=similarity_column
-        )
+    sims = read_similarities(dataset, similarity_column)
     n = len(sims)
     k = round(budget * n)
-    if name == "random":
-        chosen = np.random.default_rng(seed).choice(n, size=k, replace=False)
-    else:
-        chosen = np.argsort(sims if name == "dissimilar" else -sims, kind="stable")[:k]
-    kept = np.sort(chosen)
+    kept = np.sort(rank_pairs(sims, k, name, seed))
     mask = np.zeros(n, dtype=bool)
     mask[kept] = True
     if k == 0 and n:
@@ -113,6 +91,38 @@ def budget_filter(
         seed=seed,
     )
     return dataset.select(kept), report
+
+
+def read_similarities(dataset: Dataset, column: str) -> np.ndarray:
+    """The ``column`` of ``dataset`` as float64, each value checked: a finite number (a bad row is named)."""
+    values = dataset.with_format("arrow")[column]
+    if values.null_count:
+        raise arrow_null_row(as_arrow(values), column, range(len(values)), "a similarity")
+    if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
+        sims = values.to_numpy().astype(np.float64)
+    else:  # e.g. a Json column (mixed types): decoded, each value checked, naming its row
+        decoded = python_column(dataset.select_columns([column]).with_format("arrow")[:], column)
+        what = "a similarity (a number)"
+        sims = np.array(
+            [check_number(v, row=i, column=column, what=what) for i, v in enumerate(decoded)],
+            dtype=np.float64,
+        )
+    first = first_non_finite(sims)
+    if first is not None:
+        raise RowError(f"expected a finite similarity, found {sims[first]}", row=first, column=column)
+    return sims
+
+
+def rank_pairs(scores: np.ndarray, k: int, strategy: str, seed: int = 0) -> np.ndarray:
+    """Indices of the ``k`` pairs a strategy keeps, in the order it ranks them (the budget's one selection).
+
+    ``dissimilar`` takes the lowest ``scores``, ``similar`` the highest (ties by index), ``random`` a sample
+    drawn with ``numpy.random.default_rng(seed)``.
+    """
+    n = len(scores)
+    if strategy == "random":
+        return np.random.default_rng(seed).choice(n, size=k, replace=False)
+    return np.argsort(scores if strategy == "dissimilar" else -scores, kind="stable")[:k]
 
 
 __all__ = ["BudgetReport", "budget_filter"]

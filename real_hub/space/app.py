@@ -82,6 +82,8 @@ def build_app(
                 page.update(_plots_tab())
             with gr.Tab("Duplicates"):
                 page.update(_duplicates_tab())
+            with gr.Tab("Budget curve"):
+                page.update(_budget_curve_tab())
             with gr.Tab("Card"):
                 page.update(_card_tab())
             with gr.Tab("Annotate"):
@@ -193,6 +195,27 @@ def _duplicates_tab() -> dict[str, Any]:
     return {"dup_threshold": threshold, "dup_find": find, "dup_summary": summary, "dup_table": table}
 
 
+def _budget_curve_tab() -> dict[str, Any]:
+    gr.Markdown(
+        "How much annotation a selection saves, as measured by `real-hub budget-curve` on the "
+        "labelled pairs: the files it wrote into the loaded folder, or into the folder named here."
+    )
+    with gr.Row():
+        folder = gr.Textbox(
+            label="Folder with budget_curve.md and .png (empty: the loaded source)",
+            elem_id="rh-curve-dir",
+            scale=4,
+        )
+        show = gr.Button("Show", scale=1, elem_id="rh-curve-show")
+    image = gr.Image(label="Accuracy against budget", type="pil", elem_id="rh-curve-plot")
+    return {
+        "curve_dir": folder,
+        "curve_show": show,
+        "curve_img": image,
+        "curve_md": gr.Markdown(elem_id="rh-curve-table"),
+    }
+
+
 def _card_tab() -> dict[str, Any]:
     gr.Markdown("### Provenance")
     provenance = gr.Markdown(elem_id="rh-provenance")
@@ -248,6 +271,8 @@ def _wire_browsing(app: Any, h: SpaceHandlers, c: dict[str, Any]) -> None:
         refresh(ev, suffix)
         plots = [c["hist"], c["scatter"], c["scatter_note"]]
         ev.then(h.plots, source, plots, api_name=f"plots_{suffix}")
+        curve_in, curve_out = [source, c["curve_dir"]], [c["curve_md"], c["curve_img"]]
+        ev.then(h.budget_curve, curve_in, curve_out, api_name=f"budget_curve_{suffix}")
     chosen = c["config"].input(
         h.choose_config, [source, c["config"]], [c["split"], c["domain"]], api_name="choose_config"
     )
@@ -270,6 +295,14 @@ def _wire_browsing(app: Any, h: SpaceHandlers, c: dict[str, Any]) -> None:
     c["previous_pair"].click(h.previous_pair, placed, pair_out, api_name="previous_pair")
     dup_in = [source, c["config"], c["split"], c["dup_threshold"]]
     c["dup_find"].click(h.duplicates, dup_in, [c["dup_table"], c["dup_summary"]], api_name="duplicates")
+    curve_in, curve_out = [source, c["curve_dir"]], [c["curve_md"], c["curve_img"]]
+    gr.on(
+        [c["curve_show"].click, c["curve_dir"].submit],
+        h.budget_curve,
+        curve_in,
+        curve_out,
+        api_name="budget_curve",
+    )
 
 
 def _wire_annotation(h: SpaceHandlers, c: dict[str, Any]) -> None:

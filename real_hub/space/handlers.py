@@ -26,6 +26,7 @@ from .browse import (
     metadata_markdown,
     similarity_histogram,
 )
+from .budget import budget_curve_view
 from .duplicates import DUPLICATE_COLUMNS, duplicate_groups
 from .queue import AnnotationQueue, AnnotationQueues
 from .render import completion_text, error_box, heatmap_html, pair_header, turns_html, word_diff
@@ -228,6 +229,11 @@ class SpaceHandlers:
             else "_No margins (rewards or scores) in this set: nothing to plot against similarity._"
         )
         return hist, points, note
+
+    @staticmethod
+    def budget_curve(name: str, folder: str = "") -> tuple:
+        """The budget curve (tables, plot) in ``folder``, else in the loaded source when it is a folder."""
+        return budget_curve_view((folder or "").strip() or name)
 
     # ------------------------------------------------------------------------------------ annotation
 
