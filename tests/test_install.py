@@ -107,7 +107,7 @@ def test_installed_wheel_runs_help_demo_curate_and_load(installed, tmp_path):
     assert 0 < rows <= 20
 
 
-COMMANDS = [[], ["demo"], ["curate"], ["eval"], ["space"]]
+COMMANDS = [[], ["demo"], ["curate"], ["eval"], ["budget-curve"], ["space"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "real-hub")
