@@ -48,7 +48,7 @@ def _names(text: str, flag: str, count: int | None = None) -> tuple[str, ...]:
 def register(sub: Any) -> None:
     """Add the ``budget-curve`` command."""
     from ..models import DEFAULT_EMBEDDER
-    from ..real.embed import BACKENDS
+    from ..encoders import BACKENDS
 
     p = sub.add_parser(
         "budget-curve",
