@@ -47,8 +47,8 @@ def _names(text: str, flag: str, count: int | None = None) -> tuple[str, ...]:
 
 def register(sub: Any) -> None:
     """Add the ``budget-curve`` command."""
-    from ..models import DEFAULT_EMBEDDER
     from ..encoders import BACKENDS
+    from ..models import DEFAULT_EMBEDDER
 
     p = sub.add_parser(
         "budget-curve",

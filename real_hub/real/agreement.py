@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from ..atomic import atomic_path
 from ..errors import ConfigError
 from ..schema import PROMPT
 from .budget_curve import Estimate
@@ -90,7 +89,7 @@ class AgreementCurve:
 
     def plot(self, path: str | Path, *, label: str | None = None, ax: Any = None) -> Path | None:
         """Agreement (%) against the bins' mean similarity with interval bars; on ``ax`` when given."""
-        from .budget_curve_report import require_matplotlib
+        from .budget_curve_report import require_matplotlib, save_figure
 
         plt = require_matplotlib()
         own = ax is None
@@ -110,12 +109,7 @@ class AgreementCurve:
         ax.set_xlabel("pair cosine similarity (bin mean)")
         ax.set_ylabel("learner agrees with human label (%)")
         ax.axhline(50, color="grey", lw=0.8, ls="--")
-        fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=80, format=path.suffix.lstrip(".") or "png")
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -140,6 +140,13 @@ def plot_curve(curve: BudgetCurve, path: str | Path, *, title: str | None = None
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title(title or f"Budget curve ({curve.splits} splits, {curve.confidence:.0%} intervals)")
     ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix, PNG by default) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
