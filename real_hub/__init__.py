@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from .errors import (
         ColumnError,
         ConfigError,
+        CorruptFileError,
         FormatError,
         HubError,
         ModelNotFoundError,
+        OutputError,
         RealHubError,
         RemoteCodeError,
         RowError,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from .generate import GenerateResponses, GenerationReport, generation_report
     from .hub.curated import CuratedSet, load_curated, push_curated, save_curated
     from .hub.dataset_card import Provenance, Statistics
+    from .hub.repair import repair_card
     from .logprobs import SequenceScores, score_sequences
     from .options import CurateOptions
     from .pipeline import CurateReport, CurateResult, curate
@@ -73,9 +76,11 @@ _LAZY: dict[str, str] = {
     "KeywordRouter": ".drsow.routing",
     "ColumnError": ".errors",
     "ConfigError": ".errors",
+    "CorruptFileError": ".errors",
     "FormatError": ".errors",
     "HubError": ".errors",
     "ModelNotFoundError": ".errors",
+    "OutputError": ".errors",
     "RealHubError": ".errors",
     "RemoteCodeError": ".errors",
     "RowError": ".errors",
@@ -88,6 +93,7 @@ _LAZY: dict[str, str] = {
     "save_curated": ".hub.curated",
     "Provenance": ".hub.dataset_card",
     "Statistics": ".hub.dataset_card",
+    "repair_card": ".hub.repair",
     "SequenceScores": ".logprobs",
     "score_sequences": ".logprobs",
     "CurateOptions": ".options",
@@ -139,6 +145,7 @@ __all__ = [
     "CurateOptions",
     "CurateReport",
     "CurateResult",
+    "CorruptFileError",
     "CuratedSet",
     "DedupReport",
     "DOMAIN_INSTRUCTIONS",
@@ -158,6 +165,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelSource",
     "OrientByReward",
+    "OutputError",
     "PairSimilarity",
     "PairsFromRewards",
     "Provenance",
@@ -184,6 +192,7 @@ __all__ = [
     "load_curated",
     "load_demo",
     "push_curated",
+    "repair_card",
     "reward_accuracy",
     "run_demo",
     "save_curated",

@@ -17,6 +17,7 @@ from datasets import Dataset, DatasetDict
 from .encoders import Encoder
 from .hub.curated import CuratedSet, save_curated
 from .hub.dataset_card import Provenance, Statistics
+from .hub.folder import check_output
 from .models import DEFAULT_EMBEDDER
 from .real.embed import EmbedResponses
 from .real.select import STRATEGIES, select_pairs
@@ -96,6 +97,7 @@ def run_demo(
 ) -> DemoReport:
     """Embed the demo set, select pairs with each strategy and save one config per strategy."""
     start = time.perf_counter()
+    check_output(output_dir)  # writable, with a readable card: before anything is embedded
     candidates = load_demo()
     report = DemoReport(Path(output_dir), len(candidates), sum(len(r) for r in candidates["responses"]))
     configs = select_demo(embedder, strategies=strategies, pairs_per_prompt=pairs_per_prompt, seed=seed)

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..version import __version__
-from . import curate, demo, evaluate, space, train
+from . import curate, demo, evaluate, repair, space, train
 
-COMMANDS = [demo, curate, evaluate, train, space]
+COMMANDS = [demo, curate, evaluate, train, space, repair]
 
 
 def build_parser() -> argparse.ArgumentParser:
