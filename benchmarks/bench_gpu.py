@@ -242,8 +242,10 @@ def main() -> None:
     report["machine"] = f"{platform.machine()}, Python {platform.python_version()}"
     print(json.dumps(report, indent=2))
     if args.json:
+        from real_hub.atomic import write_json_atomic
+
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json_atomic(args.json, report, indent=2)
 
 
 if __name__ == "__main__":

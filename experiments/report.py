@@ -118,8 +118,16 @@ def plot_strategies(path: Path, rows: list[dict[str, Any]]) -> None:
         if key == "accuracy":
             ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path)
     plt.close(fig)
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Save a figure through a temporary file and a rename (the format from ``path``'s suffix)."""
+    from real_hub.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format=path.suffix.lstrip("."))
 
 
 def plot_deciles(path: Path, deciles: dict[str, list[dict[str, Any]]]) -> None:
@@ -144,7 +152,7 @@ def plot_deciles(path: Path, deciles: dict[str, list[dict[str, Any]]]) -> None:
     ax.set_title("Agreement by similarity decile (95% CI)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -163,7 +171,7 @@ def plot_budget(path: Path, rows: list[dict[str, Any]]) -> None:
         ax.set_xlabel("share of train pairs annotated (%, dissimilar first)")
         ax.set_title(f"eval {key} (95% CI)")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -521,7 +529,9 @@ def write_results(
             "train splits and several epochs. The full setting is `python experiments/reproduce.py` on a "
             "GPU.",
         ]
-    path.write_text("\n".join(lines) + "\n")
+    from real_hub.atomic import write_text_atomic
+
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return {
         "strategies": strategy_rows,
         "budget": budget_rows,
