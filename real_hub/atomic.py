@@ -38,6 +38,8 @@ WRITE_ERRNOS = frozenset(
     getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS") if hasattr(errno, name)
 )
 """The ``errno`` values that mean a folder cannot take a write (full, over quota, no permission)."""
+PROBE = "real-hub-probe"
+"""The name :func:`check_writable` tries (as a temporary file: ``.real-hub-probe.<pid>-<random>...``)."""
 STALE_AFTER = 24 * 3600.0
 """Seconds after which a temporary file counts as left over even if its writer's process id is alive
 (process ids are reused)."""
@@ -232,9 +234,10 @@ def check_writable(folder: str | Path, what: str = "output folder") -> None:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {where}: permission denied ({probe} is not writable)", folder=folder)
     try:
-        fd, name = tempfile.mkstemp(prefix=".real-hub-probe.", suffix=TMP_SUFFIX, dir=probe)
+        fd, name = tempfile.mkstemp(prefix=f".{PROBE}.{os.getpid()}-", suffix=TMP_SUFFIX, dir=probe)
         os.close(fd)
         os.unlink(name)
+        clean_leftovers(probe / PROBE)  # probes of checks killed in between
     except OSError as err:
         raise OutputError(
             f"cannot write {where}: {describe(err)} (creating a file in {probe})", folder=folder

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -157,6 +158,26 @@ def test_a_killed_first_write_reruns_to_the_uninterrupted_result(tmp_path):
     assert card == (clean / "README.md").read_text()
     assert seen(killed, "dissimilar") == NEW
     assert_tidy(killed)
+
+
+def test_shards_of_a_killed_first_write_go_with_the_next_write_of_any_config(tmp_path):
+    out = tmp_path / "out"
+    assert run_writer(out, "dissimilar", "moved").returncode == -signal.SIGKILL
+    assert list((out / "dissimilar").glob("*.parquet"))  # moved in, never committed
+    save_curated(rows("sim", 2), out, "similar")  # not refused: nothing committed is on disk
+    assert [c["config_name"] for c in DatasetCard.load(out / "README.md").data.configs] == ["similar"]
+    assert not (out / "dissimilar").exists()
+    assert_tidy(out)
+
+
+def test_repair_never_adopts_the_shards_of_a_killed_write(folder):
+    assert run_writer(folder, "dissimilar", "moved").returncode == -signal.SIGKILL
+    readme = folder / "README.md"
+    readme.write_text(readme.read_text()[:40])  # then the card is cut short
+    report = repair_card(folder)
+    assert report.repaired and sorted(report.configs) == ["dissimilar", "similar"]
+    assert seen(folder, "dissimilar") == OLD  # not the newer, uncommitted shard
+    assert_tidy(folder)
 
 
 def test_a_writer_killed_at_random_moments_never_leaves_a_mix(folder):
@@ -456,6 +477,47 @@ def test_a_broken_shard_is_named_by_every_reader(folder, capsys, how):
     save_curated(rows("new", 5), folder, "dissimilar", overwrite=True)  # rewriting the config mends it
     assert seen(folder, "dissimilar") == NEW
     assert_tidy(folder)
+
+
+def test_a_shard_with_corrupt_pages_is_named_once_pyarrow_fails_on_it(tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    from real_hub.cli.main import main
+
+    out = tmp_path / "out"
+    save_curated(rows("long text " * 5, 200), out, "dissimilar")
+    shard = next((out / "dissimilar").glob("*.parquet"))
+    data = bytearray(shard.read_bytes())
+    start = pq.read_metadata(shard).row_group(0).column(0).data_page_offset
+    data[start + 20 : start + 200] = b"\xff" * 180  # header and footer intact, compressed pages not
+    shard.write_bytes(bytes(data))
+    expected = f"{shard} is corrupt ("
+    with pytest.raises(CorruptFileError, match="^" + re.escape(expected)):
+        load_curated(out, "dissimilar")
+    capsys.readouterr()
+    assert main(["eval", str(out), "--config", "dissimilar", "-q"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {expected}")
+
+
+def test_a_reader_racing_a_writer_gets_a_whole_set(folder, monkeypatch):
+    """A commit between reading the card and reading the shards: load_curated reads the new card again."""
+    from datasets import load_dataset as real_load
+
+    from real_hub.hub import folder as module
+
+    raced = []
+
+    def racing(path, config, **kwargs):
+        if not raced:  # datasets resolved the old card's files; a writer commits and removes them
+            raced.append(True)
+            old = next((Path(path) / "dissimilar").glob("*.parquet"))
+            save_curated(rows("new", 5), path, "dissimilar", overwrite=True)
+            raise FileNotFoundError(f"Unable to find '{old}'")
+        return real_load(path, config, **kwargs)
+
+    monkeypatch.setattr("datasets.load_dataset", racing)
+    assert load_curated(folder, "dissimilar").dataset["train"]["prompt"] == NEW
+    assert module.load_config(folder, "similar")[0]["train"]["prompt"] == SIM
 
 
 def test_overwrite_is_still_refused_and_new_configs_still_added(folder):

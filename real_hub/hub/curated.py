@@ -27,15 +27,7 @@ from ..atomic import atomic_path
 from ..convert import to_trl, trl_format
 from ..errors import ConfigError, FormatError, hub_errors, option
 from .dataset_card import Provenance, Statistics, build_card, read_metadata
-from .folder import (
-    card_entries,
-    check_files,
-    find_unreadable,
-    listed_files,
-    parse_card,
-    read_card,
-    write_config,
-)
+from .folder import card_entries, listed_files, load_config, parse_card, read_card, write_config
 
 logger = logging.getLogger(__name__)
 
@@ -175,37 +167,17 @@ def load_curated(repo_id_or_folder: str | Path, config: str) -> CuratedSet:
     """
     _check_name("config", config)
     path = Path(repo_id_or_folder)
-    local = path.exists()
-    if local:
-        card = read_card(path)
+    if path.exists():
+        dataset, card = load_config(path, config)
     else:
         from huggingface_hub import hf_hub_download
 
         readme = hf_hub_download(str(repo_id_or_folder), "README.md", repo_type="dataset")
         card = parse_card(Path(readme), f"README.md of dataset repo {repo_id_or_folder}")
-    names = card_configs(card)
-    if names and config not in names:
-        raise ConfigError(f"{repo_id_or_folder} has no config {config!r}; it has {names}")
-    if local:
-        check_files(path, card, [config])
-    # datasets caches a local folder's config by its name, not its files' contents: read a folder
-    # afresh, so a config rewritten with overwrite=True is not served from the old cache.
-    mode = "force_redownload" if local else None
-    try:
-        dataset = load_dataset(
-            str(repo_id_or_folder),
-            config,
-            download_mode=mode,
-            verification_mode="no_checks" if mode else None,
-        )
-    except Exception as err:
-        if not local:
-            raise
-        found = find_unreadable(path, card, config)
-        message = " ".join(str(err).split())[:300]
-        raise found or FormatError(
-            f"could not load config {config!r} of {path}: {type(err).__name__}: {message}"
-        ) from err
+        names = card_configs(card)
+        if names and config not in names:
+            raise ConfigError(f"{repo_id_or_folder} has no config {config!r}; it has {names}")
+        dataset = load_dataset(str(repo_id_or_folder), config)
     provenance, statistics = read_metadata(card, config) if card else (Provenance(), Statistics())
     return CuratedSet(config, as_trl(dataset), provenance, statistics)
 

@@ -3,13 +3,17 @@
 Writing config ``C`` of folder ``F`` (:func:`write_config`) is a commit, as a push is on the Hub:
 
 1. the splits are written as parquet into a staging folder, ``F/.real-hub-tmp/<pid>-<random>/C/``;
-2. under a lock on ``F`` the card is read again; a card that cannot be parsed stops the write here;
-3. the new shards are renamed into ``F/C/`` beside the old ones (a shard's name ends in its digest, and
-   the card does not list the new ones yet, so readers still see the old state);
+2. under a lock on ``F`` the card is read again (a card that cannot be parsed stops the write here),
+   and what writers that are gone left is undone (:func:`clean_staging`);
+3. the shards about to move are listed in the staging folder's journal (``moving.json``), then renamed
+   into ``F/C/`` beside the old ones (a shard's name ends in its digest, and the card does not list the
+   new ones yet, so readers still see the old state);
 4. the new card is written to a temporary file and swapped in with ``os.replace``: from here on readers
    see the new state;
-5. the shards under ``F/<config>/`` that the card no longer lists (the old ones, and those of killed
-   writes) are removed, and so are the staging folders of writers that are gone.
+5. the shards under ``F/<config>/`` that the card no longer lists are removed, then the staging folder.
+
+A writer killed after step 3 but before step 4 leaves shards that no card lists; its journal names them,
+so the next write removes exactly those (and nothing a user put there).
 
 At every instant each config the card lists has all its files, so ``load_dataset(F, config)`` reads
 either the complete old or the complete new set. A failure before step 4 (no space left, no
@@ -26,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import json
 import logging
 import os
 import re
@@ -43,17 +48,20 @@ from ..atomic import (
     fsync_dir,
     remove_path,
     write_bytes_atomic,
+    write_json_atomic,
     write_text_atomic,
     writer_gone,
     writer_pid,
 )
-from ..errors import ConfigError, CorruptFileError, OutputError, option
+from ..errors import ConfigError, CorruptFileError, FormatError, OutputError, option
 
 logger = logging.getLogger(__name__)
 
 README = "README.md"
 STAGING = ".real-hub-tmp"
 """The folder inside an output folder where a write stages its shards (hidden from ``datasets``)."""
+JOURNAL = "moving.json"
+"""In a write's staging folder: the shards it moves into the folder, written before it moves them."""
 SHARD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*?-\d{5}-of-\d{5}(-[0-9a-f]{16})?\.parquet$")
 """The name of a shard real-hub writes: ``<split>-00000-of-00001-<digest>.parquet``."""
 _OLD_TMP = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9_.-]*\.parquet\.tmp$")  # what real-hub < 0.2.0 staged
@@ -181,12 +189,20 @@ def listed_files(card: DatasetCard | None, config: str) -> list[str]:
 
 
 def shard_folders(folder: Path) -> list[str]:
-    """Sub-folders of ``folder`` that hold real-hub shards (configs on disk), sorted."""
+    """Sub-folders of ``folder`` holding committed real-hub shards (configs on disk), sorted.
+
+    Shards that a write moved in but never committed (listed in its staging journal) do not count.
+    """
     try:
         subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
     except OSError:
         return []
-    return sorted(p.name for p in subs if any(SHARD.match(f.name) for f in p.iterdir()))
+    pending = uncommitted(folder)
+    return sorted(
+        p.name
+        for p in subs
+        if any(SHARD.match(f.name) and f"{p.name}/{f.name}" not in pending for f in p.iterdir())
+    )
 
 
 def parquet_problem(path: Path) -> str | None:
@@ -243,11 +259,12 @@ def check_files(folder: str | Path, card: DatasetCard | None, configs: list[str]
             )
 
 
-def check_folder(folder: str | Path, config: str | None = None) -> None:
+def check_folder(folder: str | Path, config: str | None = None, *, deep: bool = False) -> None:
     """Raise :class:`CorruptFileError` if ``load_dataset(folder, config)`` would meet a broken file.
 
     The error names a card that does not parse, or a missing or broken shard of the config that will be
-    read (the card's default when ``config`` is None).
+    read (the card's default when ``config`` is None). ``deep`` also reads the config's shards in full
+    (after ``load_dataset`` failed: to name the file it could not read).
     """
     card = read_card(folder)
     entries = card_entries(card)
@@ -257,6 +274,9 @@ def check_folder(folder: str | Path, config: str | None = None) -> None:
         config = (marked or (names if len(names) == 1 else [n for n in names if n == "default"]) or [None])[0]
     if config in names:
         check_files(folder, card, [config])
+        found = find_unreadable(folder, card, config) if deep else None
+        if found is not None:
+            raise found
 
 
 def find_unreadable(folder: str | Path, card: DatasetCard | None, config: str) -> CorruptFileError | None:
@@ -268,13 +288,64 @@ def find_unreadable(folder: str | Path, card: DatasetCard | None, config: str) -
         if _GLOB.search(rel) or not rel.endswith(".parquet"):
             continue
         path = folder / rel
-        try:
-            pq.read_table(path)
-        except Exception as err:
-            return CorruptFileError(
-                f"{path} is corrupt: {_one_line(str(err))[:200]} (a shard of config {config!r})", file=path
-            )
+        problem = parquet_problem(path)
+        if problem is None:
+            try:
+                pq.read_table(path)
+            except Exception as err:
+                problem = f"corrupt ({_one_line(str(err))[:200]})"
+        if problem is not None:
+            return CorruptFileError(f"{path} is {problem}: a shard of config {config!r}", file=path)
     return None
+
+
+def _card_stamp(folder: Path) -> tuple[int, int, int] | None:
+    """What changes when a writer swaps the card in (a new file: inode, time, size)."""
+    try:
+        st = (folder / README).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def load_config(folder: str | Path, config: str, *, attempts: int = 5) -> tuple[Any, DatasetCard | None]:
+    """``load_dataset(folder, config)`` read afresh, and the card it was read under; errors name the file.
+
+    A writer that commits while this reads removes the old shards under it; the read then starts again
+    from the new card (up to ``attempts`` times), so it returns the complete old or new set. A config
+    rewritten in place is read afresh, not from ``datasets``' cache of the folder's name.
+
+    Raises:
+        ConfigError: the card does not list ``config``.
+        CorruptFileError: the card or a file of the config is broken (named).
+        FormatError: ``datasets`` cannot read the config for another reason.
+    """
+    from datasets import load_dataset
+
+    folder = Path(folder)
+    for attempt in range(1, attempts + 1):
+        stamp = _card_stamp(folder)
+        card = read_card(folder)
+        names = [e["config_name"] for e in card_entries(card)]
+        if names and config not in names:
+            raise ConfigError(f"{folder} has no config {config!r}; it has {names}")
+        try:
+            check_files(folder, card, [config])
+            dataset = load_dataset(
+                str(folder), config, download_mode="force_redownload", verification_mode="no_checks"
+            )
+        except Exception as err:
+            if attempt < attempts and _card_stamp(folder) != stamp:
+                logger.debug("%s changed while config %r was read; reading it again", folder, config)
+                continue
+            if isinstance(err, CorruptFileError):
+                raise
+            message = " ".join(str(err).split())[:300]
+            raise find_unreadable(folder, card, config) or FormatError(
+                f"could not load config {config!r} of {folder}: {type(err).__name__}: {message}"
+            ) from err
+        return dataset, card
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 # -------------------------------------------------------------------------------------------- writing
@@ -336,20 +407,51 @@ def _new_stage(folder: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=folder / STAGING))
 
 
-def clean_staging(folder: Path) -> None:
-    """Remove the staging folders of writers that are gone, and the staging root once it is empty."""
+def _journal(stage: Path) -> list[str]:
+    """The files (relative to the folder) a write listed as moving in, before it moved them."""
+    try:
+        files = json.loads((stage / JOURNAL).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as err:  # a journal is written whole; this one is not ours
+        logger.warning("Ignoring the unreadable staging journal %s: %s", stage / JOURNAL, err)
+        return []
+    return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
+
+
+def uncommitted(folder: Path) -> set[str]:
+    """Shards that writes moved (or are moving) into ``folder`` without a card listing them yet."""
+    root = folder / STAGING
+    if not root.is_dir():
+        return set()
+    return {rel for entry in root.iterdir() if entry.is_dir() for rel in _journal(entry)}
+
+
+def clean_staging(folder: Path, card: DatasetCard | None) -> None:
+    """Undo what writers that are gone left; call it under :func:`folder_lock`.
+
+    Their staging folders go, and the shards they moved in that ``card`` (the folder's card, read under
+    the lock) does not list.
+    """
     root = folder / STAGING
     if not root.is_dir():
         return
+    listed = {p for e in card_entries(card) for p in entry_patterns(e)}
     for entry in root.iterdir():
         pid = writer_pid(entry.name)
         try:
             gone = pid is not None and writer_gone(pid, entry.lstat().st_mtime)
         except FileNotFoundError:
             continue
-        if gone:
-            remove_path(entry)
-            logger.debug("Removed %s, left by an interrupted write", entry)
+        if not gone:
+            continue
+        for rel in _journal(entry):
+            if rel not in listed:
+                (folder / rel).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # the folder of a config that was never committed
+                    (folder / rel).parent.rmdir()
+        remove_path(entry)
+        logger.debug("Removed %s and its uncommitted shards, left by an interrupted write", entry)
     with contextlib.suppress(OSError):  # not empty: another writer is staging
         root.rmdir()
 
@@ -390,7 +492,6 @@ def write_config(
     action = f"write config {config!r} to {folder}"
     with write_step(folder, action, "creating the folder"):
         folder.mkdir(parents=True, exist_ok=True)
-        clean_staging(folder)
         stage = _new_stage(folder)
     try:
         with write_step(folder, action, "writing the new shards"):
@@ -398,16 +499,20 @@ def write_config(
         _checkpoint("staged")
         with folder_lock(folder):
             card = read_card(folder)
+            with write_step(folder, action, "removing what interrupted writes left"):
+                clean_staging(folder, card)
             _refuse(folder, card, config, overwrite)
             added: list[Path] = []
             try:
                 with write_step(folder, action, "moving the new shards in"):
+                    write_json_atomic(stage / JOURNAL, sorted(paths.values()))
                     _move_in(stage, folder, paths, added)
                 _checkpoint("moved")
                 new_card = make_card(card, paths)
                 with write_step(folder, action, f"writing {README}"):
                     clean_leftovers(folder / README)
                     write_text_atomic(folder / README, str(new_card))
+                (stage / JOURNAL).unlink()  # committed: the card names them now
             except BaseException:
                 for path in added:  # the card never listed them: take them away again
                     path.unlink(missing_ok=True)
@@ -417,8 +522,8 @@ def write_config(
             _checkpoint("cleaned")
     finally:
         remove_path(stage)
-        with contextlib.suppress(OSError):
-            clean_staging(folder)
+        with contextlib.suppress(OSError):  # not empty: another writer is staging
+            (folder / STAGING).rmdir()
     return paths
 
 

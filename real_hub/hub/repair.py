@@ -21,12 +21,14 @@ from .folder import (
     README,
     SHARD,
     card_entries,
+    clean_staging,
     copy_aside,
     entry_splits,
     folder_lock,
     parquet_problem,
     read_card,
     shard_folders,
+    uncommitted,
     write_step,
 )
 
@@ -101,6 +103,7 @@ def _choose(
 ) -> dict[str, dict[str, str]]:
     """Each config's shard per split: the one the old card listed if sound, else the newest sound one."""
     chosen: dict[str, dict[str, str]] = {}
+    pending = uncommitted(folder)  # moved in by a write that was killed before its card: never committed
     for config in sorted(set(listed) | set(shard_folders(folder))):
         splits: dict[str, str] = {}
         for split, rel in listed.get(config, {}).items():
@@ -117,7 +120,7 @@ def _choose(
         )
         for path in shards:
             split = _SPLIT.match(path.name).group("split")  # type: ignore[union-attr]
-            if split in splits:
+            if split in splits or f"{config}/{path.name}" in pending:
                 continue
             problem = parquet_problem(path)
             if problem is None:
@@ -184,6 +187,7 @@ def repair_card(folder: str | Path) -> RepairReport:
             if readme.is_file():
                 report.backup = str(copy_aside(readme, BACKUP_SUFFIX))
             write_text_atomic(readme, str(card))
+            clean_staging(folder, card)  # shards of interrupted writes, never committed
     report.repaired = True
     logger.info("Rebuilt %s with configs %s", readme, sorted(report.configs))
     return report

@@ -68,7 +68,11 @@ def load_source(
         raise FormatError(f"unknown data format {data_format!r}: expected json, parquet or csv")
     if len(paths) == 1 and paths[0].is_dir():
         check_folder(paths[0], config)
-        return _load(lambda: load_dataset(str(paths[0]), config, split=split), str(paths[0]), FormatError)
+        try:
+            return _load(lambda: load_dataset(str(paths[0]), config, split=split), str(paths[0]), FormatError)
+        except FormatError:
+            check_folder(paths[0], config, deep=True)  # a shard that cannot be read in full: name it
+            raise
     looks_like_files = (
         any(p.exists() or file_format(p) or _is_path(str(d)) for p, d in zip(paths, items, strict=True))
         or len(paths) > 1
@@ -119,11 +123,16 @@ def load_splits(data: str, *, config: str | None = None, revision: str | None = 
     if path.is_dir():
         check_folder(path, config)
     what = str(path) if path.is_dir() else f"{data} from the Hub (no local file or folder has that name)"
-    loaded = _load(
-        lambda: load_dataset(str(path) if path.is_dir() else data, config, revision=revision),
-        what,
-        FormatError if path.is_dir() else HubError,
-    )
+    try:
+        loaded = _load(
+            lambda: load_dataset(str(path) if path.is_dir() else data, config, revision=revision),
+            what,
+            FormatError if path.is_dir() else HubError,
+        )
+    except FormatError:
+        if path.is_dir():
+            check_folder(path, config, deep=True)  # a shard that cannot be read in full: name it
+        raise
     return dict(loaded) if isinstance(loaded, DatasetDict) else {"train": loaded}
 
 
