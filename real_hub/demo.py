@@ -15,9 +15,9 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from .encoders import Encoder
+from .hub.commit import check_output
 from .hub.curated import CuratedSet, save_curated
 from .hub.dataset_card import Provenance, Statistics
-from .hub.folder import check_output
 from .models import DEFAULT_EMBEDDER
 from .real.embed import EmbedResponses
 from .real.select import STRATEGIES, select_pairs

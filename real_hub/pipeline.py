@@ -126,7 +126,8 @@ def _check_free(config: str | None, output_dir: str | Path | None, overwrite: bo
     """
     if output_dir is None:
         return
-    from .hub.folder import card_entries, check_output, read_card
+    from .hub.commit import check_output
+    from .hub.folder import card_entries, read_card
 
     folder = Path(output_dir)
     if not overwrite and config is not None and folder.is_dir():

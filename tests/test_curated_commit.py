@@ -1,7 +1,7 @@
 """A curated folder is written as one commit: killed, full or refused writes leave the old state whole.
 
 Every check of what a reader sees uses plain ``datasets.load_dataset(folder, config)``. Writers are
-stopped at each step of the write path (``real_hub.hub.folder._checkpoint`` and the temporary card),
+stopped at each step of the write path (``real_hub.hub.commit._checkpoint`` and the temporary card),
 in a subprocess killed with SIGKILL there, and at random moments; disks fill up (a patched write raising
 ``ENOSPC``) and folders refuse writes (a patched ``os.access``: the tests run as root, whom permission
 bits do not stop). Broken cards and shards are named in one line by every reader.
@@ -26,14 +26,14 @@ from huggingface_hub import DatasetCard
 
 from real_hub import atomic, load_curated, repair_card, save_curated
 from real_hub.errors import ConfigError, CorruptFileError, OutputError
-from real_hub.hub import folder as commit
+from real_hub.hub import commit
 
 WRITER = r"""
 import os, signal, sys
 from pathlib import Path
 from datasets import Dataset
 import real_hub.atomic as atomic
-import real_hub.hub.folder as commit
+import real_hub.hub.commit as commit
 from real_hub import save_curated
 
 out, config, step, tag, n = sys.argv[1:6]

@@ -26,8 +26,9 @@ from huggingface_hub import DatasetCard
 from ..atomic import atomic_path
 from ..convert import to_trl, trl_format
 from ..errors import ConfigError, FormatError, hub_errors, option
+from .commit import write_config
 from .dataset_card import Provenance, Statistics, build_card, read_metadata
-from .folder import card_entries, listed_files, load_config, parse_card, read_card, write_config
+from .folder import card_entries, listed_files, load_config, parse_card, read_card
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def save_curated(
     Pairs are written in TRL's preference format (see :func:`as_trl`). Configs already in the folder are
     kept; writing one that exists needs ``overwrite=True``. The write is one commit: a reader (or a
     process killed halfway) sees the folder's complete old or complete new state, never a mix
-    (:mod:`real_hub.hub.folder`).
+    (:mod:`real_hub.hub.commit`).
 
     Raises:
         OutputError: the folder cannot be written (no permission, read-only, no space left); it is left

@@ -16,20 +16,17 @@ from huggingface_hub import DatasetCard
 
 from ..atomic import write_text_atomic
 from ..errors import ConfigError, CorruptFileError
+from .commit import clean_staging, copy_aside, folder_lock, write_step
 from .dataset_card import Provenance, Statistics, build_card
 from .folder import (
     README,
     SHARD,
     card_entries,
-    clean_staging,
-    copy_aside,
     entry_splits,
-    folder_lock,
     parquet_problem,
     read_card,
     shard_folders,
     uncommitted,
-    write_step,
 )
 
 logger = logging.getLogger(__name__)
