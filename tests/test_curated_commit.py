@@ -218,6 +218,20 @@ def test_an_exception_at_each_step_keeps_the_folder_whole(folder, monkeypatch, s
         assert tree(folder) == before
 
 
+def test_an_interrupt_just_after_the_card_swap_keeps_the_new_set(folder, monkeypatch):
+    def interrupt(path):  # atomic_path flushes the folder after os.replace: the card is in already
+        if Path(path) == folder:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic, "fsync_dir", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_curated(rows("new", 5), folder, "dissimilar", overwrite=True)
+    monkeypatch.undo()
+    assert seen(folder, "dissimilar") == NEW  # its shards were not taken back
+    save_curated(rows("next", 1), folder, "random")
+    assert_tidy(folder)
+
+
 def test_concurrent_writers_of_different_configs_keep_every_config(tmp_path):
     out = tmp_path / "out"
     threads = [

@@ -216,11 +216,11 @@ def write_config(
                 with write_step(folder, action, f"writing {README}"):
                     clean_leftovers(folder / README)
                     write_text_atomic(folder / README, str(new_card))
-                (stage / JOURNAL).unlink()  # committed: the card names them now
             except BaseException:
-                for path in added:  # the card never listed them: take them away again
-                    path.unlink(missing_ok=True)
+                _take_back(folder, added)
                 raise
+            with contextlib.suppress(OSError):  # committed: the card names them now
+                (stage / JOURNAL).unlink()
             _checkpoint("card")
             remove_unlisted(folder, new_card)
             _checkpoint("cleaned")
@@ -229,6 +229,17 @@ def write_config(
         with contextlib.suppress(OSError):  # not empty: another writer is staging
             (folder / STAGING).rmdir()
     return paths
+
+
+def _take_back(folder: Path, added: list[Path]) -> None:
+    """After a failed commit: remove the shards it added that the card on disk does not list.
+
+    The card is read again rather than assumed old: an interrupt can arrive after the swap.
+    """
+    listed = {p for e in card_entries(read_card(folder)) for p in entry_patterns(e)}
+    for path in added:
+        if path.relative_to(folder).as_posix() not in listed:
+            path.unlink(missing_ok=True)
 
 
 def _move_in(stage: Path, folder: Path, paths: dict[str, str], added: list[Path]) -> None:
