@@ -21,7 +21,6 @@ median of ``--runs`` clicks.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets import Dataset  # noqa: E402
 
+from real_hub.atomic import write_json_atomic  # noqa: E402
 from real_hub.space.annotation import (  # noqa: E402
     AnnotationStore,
     a_is_chosen,
@@ -141,7 +141,7 @@ def main() -> None:
     report = {"machine": platform.platform(), "python": platform.python_version(), "results": results}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json_atomic(args.json, report, indent=2)
 
 
 if __name__ == "__main__":

@@ -381,10 +381,10 @@ def main() -> None:
         result["load_average_end"] = os.getloadavg()
         result["wall_s"] = round(time.time() - started, 1)
         if args.json:
+            from real_hub.atomic import write_json_atomic
+
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(args.json).with_suffix(".tmp")
-            tmp.write_text(json.dumps(result, indent=2))
-            os.replace(tmp, args.json)
+            write_json_atomic(args.json, result, indent=2)
 
     import pyarrow.parquet as pq
 

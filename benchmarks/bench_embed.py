@@ -10,7 +10,6 @@ the ratio of the medians. The map runs with caching off, so it really embeds eac
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -21,6 +20,7 @@ import datasets
 import torch
 
 from real_hub import EmbedResponses, to_pairs
+from real_hub.atomic import write_json_atomic
 from real_hub.models import DEFAULT_EMBEDDER, load_sentence_transformer
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"ds.map(EmbedResponses())    median {med['map']:.2f} s  runs {fmt(times['map'])}")
     print(f"map overhead: {result['overhead']:+.1%} (target <= +10%)")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        write_json_atomic(args.json, result, indent=2)
 
 
 if __name__ == "__main__":

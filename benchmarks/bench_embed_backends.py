@@ -25,7 +25,6 @@ Agreement with torch MiniLM (from the HH run and the demo set):
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -42,6 +41,7 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from real_hub import EmbedResponses, budget_filter, load_demo, select_pairs, to_pairs  # noqa: E402
+from real_hub.atomic import write_json_atomic  # noqa: E402
 from real_hub.models import DEFAULT_EMBEDDER  # noqa: E402
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
@@ -169,7 +169,7 @@ def main() -> None:
         result["wall_s"] = time.time() - started
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, indent=2))
+            write_json_atomic(args.json, result, indent=2)
 
     # 1. every backend, side by side, on a slice small enough for the slow ones
     sample = pairs.select(range(min(args.sample_pairs, len(pairs))))
@@ -272,7 +272,7 @@ def main() -> None:
         )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        write_json_atomic(args.json, result, indent=2)
 
 
 if __name__ == "__main__":

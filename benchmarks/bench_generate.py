@@ -21,7 +21,6 @@ stop token (padding after a stop is not counted). Models load before timing. The
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -152,20 +151,21 @@ def main() -> None:
         tokens = " ".join(str(t) for _, t in results[k])
         print(f"| {k} | {medians[k]:.1f} | {runs} | {tokens} | {medians[k] / medians['generate-loop']:.2f} |")
     if args.json:
+        from real_hub.atomic import write_json_atomic
+
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "args": vars(args),
-                    "results": {k: [{"seconds": s, "tokens": t} for s, t in v] for k, v in results.items()},
-                    "median_tokens_per_s": medians,
-                    "load_before": load_before,
-                    "load_after": load_after,
-                    "threads": torch.get_num_threads(),
-                    "machine": platform.platform(),
-                },
-                indent=2,
-            )
+        write_json_atomic(
+            args.json,
+            {
+                "args": vars(args),
+                "results": {k: [{"seconds": s, "tokens": t} for s, t in v] for k, v in results.items()},
+                "median_tokens_per_s": medians,
+                "load_before": load_before,
+                "load_after": load_after,
+                "threads": torch.get_num_threads(),
+                "machine": platform.platform(),
+            },
+            indent=2,
         )
 
 

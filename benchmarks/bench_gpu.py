@@ -33,7 +33,6 @@ import argparse
 import copy
 import gzip
 import json
-import os
 import platform
 import resource
 import shutil
@@ -45,6 +44,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from real_hub.atomic import write_json_atomic  # noqa: E402
+
 HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
 MAX_FOLDER_BYTES = 60 * 2**20
 MAX_FILE_BYTES = 20 * 10**6
@@ -93,14 +95,14 @@ def prepare(folder: Path, pairs: int, *, wheels: bool) -> dict:
     save_smollm2(folder / "models" / "smollm2")
     save_minilm(folder / "models" / "minilm")
     for name, shape in (("llama-1b", LLAMA_1B), ("llama-8b", LLAMA_8B)):
-        write_json(folder / "models" / f"{name}.json", {"model_type": "llama", **shape})
+        write_json_atomic(folder / "models" / f"{name}.json", {"model_type": "llama", **shape}, indent=2)
     (folder / "data").mkdir()
     rows = hh_pairs(pairs)
     with open(folder / "data" / "hh_pairs.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     listed = download_wheels(folder / "wheels") if wheels else []
     manifest = {"pairs": len(rows), "wheels": listed, "python": "3.12", "platform": "manylinux x86-64"}
-    write_json(folder / "manifest.json", manifest)
+    write_json_atomic(folder / "manifest.json", manifest, indent=2)
     files = [p for p in folder.rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files)
     too_big = [f"{p.relative_to(folder)} ({p.stat().st_size / 1e6:.1f} MB)" for p in files
@@ -111,7 +113,7 @@ def prepare(folder: Path, pairs: int, *, wheels: bool) -> dict:
             f"{folder}: {total / 2**20:.1f} MiB; files over 20 MB: {too_big}; weights: {weights}"
         )
     manifest["bytes"] = total
-    write_json(folder / "manifest.json", manifest)
+    write_json_atomic(folder / "manifest.json", manifest, indent=2)
     print(f"prepared {folder}: {total / 2**20:.1f} MiB in {len(files)} files, {len(listed)} wheels")
     return manifest
 
@@ -199,12 +201,6 @@ def download_wheels(folder: Path) -> list[str]:
         check=True,
     )  # fmt: skip
     return sorted(p.name for p in folder.glob("*.whl"))
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------------------- run from
@@ -446,8 +442,7 @@ def main() -> None:
     report = run_from(folder, pairs=args.pairs, batch_size=args.batch_size, tiny=args.dry_run)
     print(json.dumps(report, indent=2))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        write_json(Path(args.json), report)
+        write_json_atomic(args.json, report, indent=2)
 
 
 if __name__ == "__main__":

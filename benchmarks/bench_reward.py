@@ -465,7 +465,9 @@ def main() -> None:  # noqa: PLR0915 (one linear report)
     )
     print(f"wall {result['wall_seconds']:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        from real_hub.atomic import write_json_atomic
+
+        write_json_atomic(args.json, result, indent=2)
 
 
 if __name__ == "__main__":

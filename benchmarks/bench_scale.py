@@ -316,6 +316,8 @@ def uptime() -> str:
 
 
 def main() -> None:
+    from real_hub.atomic import write_json_atomic
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -364,7 +366,7 @@ def main() -> None:
                 print(json.dumps(result), flush=True)
                 if args.json:
                     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                    Path(args.json).write_text(json.dumps(report, indent=2))
+                    write_json_atomic(args.json, report, indent=2)
         if not args.keep_data:
             shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(cache, ignore_errors=True)
@@ -373,7 +375,7 @@ def main() -> None:
     if group is not None:
         group.rmdir()
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json_atomic(args.json, report, indent=2)
     print(json.dumps(report, indent=2))
 
 

@@ -225,7 +225,9 @@ def main() -> None:
         print(f"dissimilar / arrow-read = {ratio:.2f} ({verdict} the <= 3x target)", file=sys.stderr)
     text = json.dumps(results, indent=2)
     if args.json:
-        args.json.write_text(text + "\n")
+        from real_hub.atomic import write_text_atomic
+
+        write_text_atomic(args.json, text + "\n")
     else:
         print(text)
 

@@ -119,8 +119,16 @@ def plot_strategies(path: Path, rows: list[dict[str, Any]]) -> None:
         if key == "accuracy":
             ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path)
     plt.close(fig)
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Save a figure through a temporary file and a rename (the format from ``path``'s suffix)."""
+    from real_hub.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format=path.suffix.lstrip("."))
 
 
 def plot_deciles(path: Path, deciles: dict[str, list[dict[str, Any]]]) -> None:
@@ -145,7 +153,7 @@ def plot_deciles(path: Path, deciles: dict[str, list[dict[str, Any]]]) -> None:
     ax.set_title("Agreement by similarity decile (95% CI)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -164,7 +172,7 @@ def plot_budget(path: Path, rows: list[dict[str, Any]]) -> None:
         ax.set_xlabel("share of train pairs annotated (%, dissimilar first)")
         ax.set_title(f"eval {key} (95% CI)")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -51,6 +51,8 @@ from typing import Any
 import numpy as np
 from report import write_results
 
+from real_hub.atomic import write_json_atomic, write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 HH_FILE = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -109,9 +111,7 @@ class Cache:
             return json.loads(path.read_text())
         value = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(value))
-        tmp.replace(path)
+        write_json_atomic(path, value, indent=None)
         self.computed.append(name)
         return value
 
@@ -124,7 +124,7 @@ class Cache:
             return path
         path.mkdir(parents=True, exist_ok=True)
         build(path)
-        (path / ".done").write_text("")
+        write_text_atomic(path / ".done", "")
         self.computed.append(name)
         return path
 
@@ -330,17 +330,17 @@ def train_step(run: Run, name: str, rows: list[int], seed: int) -> Path:
             seed=seed,
             logging_steps=1,
         )
-        (folder / "train_result.json").write_text(
-            json.dumps(
-                {
-                    "pairs": len(rows),
-                    "steps": steps,
-                    "losses": result.losses,
-                    "metrics": result.metrics,
-                    "rows_trained": result.rows_trained,
-                    "ref_logps_source": result.ref_logps_source,
-                }
-            )
+        write_json_atomic(
+            folder / "train_result.json",
+            {
+                "pairs": len(rows),
+                "steps": steps,
+                "losses": result.losses,
+                "metrics": result.metrics,
+                "rows_trained": result.rows_trained,
+                "ref_logps_source": result.ref_logps_source,
+            },
+            indent=None,
         )
 
     return run.cache.folder(f"models/{name}/seed{seed}", build)
@@ -488,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings_path = out / "settings.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != dataclasses.asdict(s):
         raise SystemExit(f"{out} holds a run with other settings ({settings_path}); use another --output-dir")
-    settings_path.write_text(json.dumps(dataclasses.asdict(s), indent=1))
+    write_json_atomic(settings_path, dataclasses.asdict(s))
     run = Run(s, out, cache, args.dry_run)
 
     # models
@@ -539,9 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = write_results(
         run, results, sets, evals, drsow, sims, conversion, args, elapsed, load_before, load_after
     )
-    (out / "cache_report.json").write_text(json.dumps(cache.report(), indent=1))
+    write_json_atomic(out / "cache_report.json", cache.report())
     logger.info("cache: %d hits, %d computed; wrote %s", len(cache.hits), len(cache.computed), results)
-    (out / "summary.json").write_text(json.dumps(report, indent=1))
+    write_json_atomic(out / "summary.json", report)
     return 0
 
 

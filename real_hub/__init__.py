@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from .errors import (
         ColumnError,
         ConfigError,
+        CorruptFileError,
         FormatError,
         HubError,
         ModelNotFoundError,
+        OutputError,
         RealHubError,
         RemoteCodeError,
         RowError,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from .generate import GenerateResponses, GenerationReport, generation_report
     from .hub.curated import CuratedSet, load_curated, push_curated, save_curated
     from .hub.dataset_card import Provenance, Statistics
+    from .hub.repair import repair_card
     from .logprobs import SequenceScores, score_sequences
     from .options import CurateOptions
     from .pipeline import CurateReport, CurateResult, curate
@@ -75,9 +78,11 @@ _LAZY: dict[str, str] = {
     "KeywordRouter": ".drsow.routing",
     "ColumnError": ".errors",
     "ConfigError": ".errors",
+    "CorruptFileError": ".errors",
     "FormatError": ".errors",
     "HubError": ".errors",
     "ModelNotFoundError": ".errors",
+    "OutputError": ".errors",
     "RealHubError": ".errors",
     "RemoteCodeError": ".errors",
     "RowError": ".errors",
@@ -90,6 +95,7 @@ _LAZY: dict[str, str] = {
     "save_curated": ".hub.curated",
     "Provenance": ".hub.dataset_card",
     "Statistics": ".hub.dataset_card",
+    "repair_card": ".hub.repair",
     "SequenceScores": ".logprobs",
     "score_sequences": ".logprobs",
     "CurateOptions": ".options",
@@ -147,6 +153,7 @@ __all__ = [
     "CurateOptions",
     "CurateReport",
     "CurateResult",
+    "CorruptFileError",
     "CuratedSet",
     "DedupReport",
     "DOMAIN_INSTRUCTIONS",
@@ -166,6 +173,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelSource",
     "OrientByReward",
+    "OutputError",
     "PairSimilarity",
     "PairsFromRewards",
     "Provenance",
@@ -194,6 +202,7 @@ __all__ = [
     "load_curated",
     "load_demo",
     "push_curated",
+    "repair_card",
     "reward_accuracy",
     "run_demo",
     "save_curated",

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .atomic import WRITE_ERRNOS, clean_leftovers, describe, output_errors, remove_path, temp_path
+from .errors import OutputError
 
 if TYPE_CHECKING:
     from .models import ResolvedModel
@@ -55,17 +56,30 @@ def derived_folder(kind: str, resolved: ResolvedModel, settings: Mapping[str, An
 
 
 def publish(build: Callable[[Path], None], target: Path) -> Path:
-    """Build into a fresh sibling folder, then rename it to ``target`` (atomic; a lost race is harmless)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    """Build into a fresh sibling folder, then rename it to ``target`` (atomic; a lost race is harmless).
+
+    Scratch folders that killed builds left beside ``target`` are removed first. A full disk or a cache
+    folder that cannot be written raises :class:`~real_hub.errors.OutputError` naming the folder.
+    """
+    with output_errors(target.parent, f"building {target.name}"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(target)
+        scratch = temp_path(target)
+        scratch.mkdir()
     try:
-        build(scratch)
+        try:
+            build(scratch)
+        except OSError as err:
+            if err.errno in WRITE_ERRNOS:
+                raise OutputError(
+                    f"building {target.name} in {target.parent} failed: {describe(err)}", folder=target.parent
+                ) from err
+            raise
         try:
             scratch.rename(target)
         except OSError:  # another process published first
             if not target.exists():
                 raise
     finally:
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
+        remove_path(scratch)
     return target

@@ -15,6 +15,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from .encoders import Encoder
+from .hub.commit import check_output
 from .hub.curated import CuratedSet, save_curated
 from .hub.dataset_card import Provenance, Statistics
 from .models import DEFAULT_EMBEDDER
@@ -96,6 +97,7 @@ def run_demo(
 ) -> DemoReport:
     """Embed the demo set, select pairs with each strategy and save one config per strategy."""
     start = time.perf_counter()
+    check_output(output_dir)  # writable, with a readable card: before anything is embedded
     candidates = load_demo()
     report = DemoReport(Path(output_dir), len(candidates), sum(len(r) for r in candidates["responses"]))
     configs = select_demo(embedder, strategies=strategies, pairs_per_prompt=pairs_per_prompt, seed=seed)

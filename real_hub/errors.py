@@ -130,6 +130,32 @@ class FormatError(RealHubError, ValueError):
     """The data's format (source schema, file type) is unknown or inconsistent."""
 
 
+class CorruptFileError(FormatError):
+    """A file real-hub reads is missing, empty, truncated or not in its format (a shard, a dataset card).
+
+    The message names the file (``file``) and what is wrong with it, and how to repair it where real-hub
+    can.
+    """
+
+    def __init__(self, message: str, *, file: object = None) -> None:
+        super().__init__(message)
+        self.file = None if file is None else str(file)
+
+
+class OutputError(RealHubError, OSError):
+    """An output folder or file cannot be written (no permission, read-only, no space left).
+
+    ``folder`` is the output folder; what was there before the write is left as it was.
+    """
+
+    def __init__(self, message: str, *, folder: object = None) -> None:
+        super().__init__(message)
+        self.folder = None if folder is None else str(folder)
+
+    def __str__(self) -> str:  # OSError would format its arguments
+        return str(self.args[0]) if self.args else ""
+
+
 class ModelNotFoundError(RealHubError, OSError):
     """A model cannot be found locally, in a packaged copy, or on the Hub."""
 
@@ -237,10 +263,12 @@ __all__ = [
     "ClusterError",
     "ColumnError",
     "ConfigError",
+    "CorruptFileError",
     "FormatError",
     "HubError",
     "MissingExtraError",
     "ModelNotFoundError",
+    "OutputError",
     "RealHubError",
     "RemoteCodeError",
     "RowError",

@@ -118,18 +118,25 @@ class CurateResult:
     statistics: Statistics
 
 
-def _check_free(config: str, output_dir: str | Path | None, overwrite: bool) -> None:
-    """Refuse, before any model runs, to write over a config that ``output_dir`` already holds."""
-    if output_dir is None or overwrite:
+def _check_free(config: str | None, output_dir: str | Path | None, overwrite: bool) -> None:
+    """Refuse, before any model runs, a write that ``output_dir`` would refuse.
+
+    The folder must be writable and its card readable; ``config`` (when known) must not be there already
+    unless ``overwrite``.
+    """
+    if output_dir is None:
         return
-    from .hub.curated import card_configs, existing_card
+    from .hub.commit import check_output
+    from .hub.folder import card_entries, read_card
 
     folder = Path(output_dir)
-    if folder.is_dir() and config in card_configs(existing_card(folder)):
-        raise ConfigError(
-            f"config {config!r} already exists in {folder}; pass {option('overwrite', True)} to replace it, "
-            f"or {option('config_name', 'NAME', placeholder=True)} to write another"
-        )
+    if not overwrite and config is not None and folder.is_dir():
+        if config in [e["config_name"] for e in card_entries(read_card(folder))]:
+            raise ConfigError(
+                f"config {config!r} already exists in {folder}; pass {option('overwrite', True)} to replace "
+                f"it, or {option('config_name', 'NAME', placeholder=True)} to write another"
+            )
+    check_output(folder, config, overwrite)
 
 
 def _check(options: CurateOptions) -> None:
@@ -195,11 +202,15 @@ def curate(
     :class:`CurateOptions`. The result is saved to ``output_dir`` and/or pushed to ``push_to`` as config
     ``config_name`` (default: the strategy). ``source_name`` names the source in the card (default:
     ``source`` itself, or ``"<Dataset>"`` for a loaded ``Dataset``).
+
+    ``output_dir`` is checked first, before anything is loaded or run: it must be writable
+    (:class:`~real_hub.errors.OutputError` otherwise) and its card readable
+    (:class:`~real_hub.errors.CorruptFileError`). The config is written as one commit
+    (:func:`~real_hub.save_curated`): an interrupted run leaves the folder as it was.
     """
     opts = CurateOptions(**options)
     _check(opts)
-    if config_name is not None:
-        _check_free(config_name, output_dir, overwrite)
+    _check_free(config_name, output_dir, overwrite)  # writable, a readable card: before anything runs
     timer = StepTimer()
     name = source_name or (
         source

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from .arrays import ArrowBatch, to_python
+from .atomic import write_json_atomic
 from .compat import dataset_fingerprint, running_map_call, running_map_dataset
 from .schema import SKIP_REASON
 from .version import __version__
@@ -258,13 +258,6 @@ def replay_skips(processor: Processor) -> None:
         counts,
         hint,
     )
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------ batch forms

@@ -156,6 +156,34 @@ def test_a_card_written_by_datasets_is_merged_and_its_config_overwritten(hub):
     assert load_dataset(repo, "other")["train"].to_list() == pairs(2, "o").to_list()
 
 
+def test_a_broken_card_on_the_hub_is_named_and_never_pushed_over(hub, monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from real_hub.errors import CorruptFileError
+
+    repo = new_repo()
+    push_curated(pairs(3, "a"), repo, "dissimilar")
+    card = str(remote_card(repo)).splitlines(keepends=True)
+    n = next(i for i, line in enumerate(card) if line.startswith("tags:"))
+    card[n] = "tags: dpo: preference\n"
+    broken = tmp_path / "README.md"
+    broken.write_text("".join(card))
+    # the Hub refuses a commit whose README.md does not parse; a card broken some other way is read so
+    real = huggingface_hub.hf_hub_download
+
+    def download(repo_id, filename, **kwargs):
+        return str(broken) if filename == "README.md" else real(repo_id, filename, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    before = snapshot(repo)
+    where = f"README.md of dataset repo {repo} is broken: broken YAML at line {n + 1}: mapping values"
+    with pytest.raises(CorruptFileError, match="^" + where):
+        push_curated(pairs(2, "b"), repo, "random")
+    assert snapshot(repo) == before
+    with pytest.raises(CorruptFileError, match="^" + where):
+        load_curated(repo, "dissimilar")
+
+
 def test_private_does_not_change_an_existing_public_repo_and_says_so(hub, caplog):
     repo = new_repo()
     push_curated(pairs(2, "a"), repo, "dissimilar")

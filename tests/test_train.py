@@ -351,6 +351,16 @@ def test_cli_error_is_one_line(tmp_path, gpt2_lm_dir, capsys):
     assert "'prompt', 'responses'" in err and "\n" not in err
 
 
+def test_an_unwritable_output_dir_is_refused_before_the_model_loads(tmp_path, monkeypatch):
+    from real_hub import atomic
+    from real_hub.errors import OutputError
+
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match=rf"^cannot write the output folder {out}: permission denied"):
+        train_dpo(Dataset.from_list(PAIRS), str(tmp_path / "no-such-model"), output_dir=str(out))
+
+
 # ------------------------------------------------------------------------------------------------------ Hub
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
+from pathlib import Path
 from typing import Any
 
+from ..atomic import check_writable, describe, write_json_atomic
 from ._utils import CLIError, add_common_options, add_dataclass_options, dataclass_values, format_table
 
 EXAMPLES = """examples:
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output_dir is None and args.push_to is None:
         raise CLIError("nowhere to write: give --output-dir DIR and/or --push-to REPO_ID")
+    if args.report:  # before the pipeline runs, as curate checks --output-dir
+        check_writable(Path(args.report).parent, "folder of --report")
     result = curate(
         args.source if len(args.source) > 1 else args.source[0],
         output_dir=args.output_dir,
@@ -145,8 +148,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"pushed to {report.pushed_to} (load_dataset({report.pushed_to!r}, {config!r}))")
     if args.report:
         try:
-            with open(args.report, "w", encoding="utf-8") as f:
-                json.dump(report.to_dict(), f, indent=2, default=str)
+            write_json_atomic(args.report, report.to_dict(), indent=2, default=str)
         except OSError as err:
-            raise CLIError(f"cannot write {args.report}: {err.strerror or err}") from err
+            raise CLIError(f"cannot write --report {args.report}: {describe(err)}") from err
     return 0

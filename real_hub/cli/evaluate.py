@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from ..atomic import describe, write_json_atomic
 from ._utils import CLIError, add_common_options, format_table
 
 EXAMPLES = """examples:
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.json)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+            write_json_atomic(out, report.to_dict(), indent=2, sort_keys=True)
         except OSError as err:
-            raise CLIError(f"cannot write {out}: {err.strerror or err}") from err
+            raise CLIError(f"cannot write --json {out}: {describe(err)}") from err
         print(f"\nwrote {out}")
     return 0

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..version import __version__
-from . import budget_curve, curate, demo, evaluate, space, train
+from . import budget_curve, curate, demo, evaluate, repair, space, train
 
-COMMANDS = [demo, curate, evaluate, budget_curve, train, space]
+COMMANDS = [demo, curate, evaluate, budget_curve, train, space, repair]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +23,12 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, load_dataset
 from huggingface_hub import DatasetCard
 
+from ..atomic import atomic_path
 from ..convert import to_trl, trl_format
 from ..errors import ConfigError, FormatError, hub_errors, option
+from .commit import write_config
 from .dataset_card import Provenance, Statistics, build_card, read_metadata
+from .folder import card_entries, listed_files, load_config, parse_card, read_card
 
 logger = logging.getLogger(__name__)
 
@@ -80,37 +83,41 @@ def write_config_files(data: Dataset | DatasetDict, folder: Path, config: str) -
 
     File names end in a digest of their bytes, and the card lists them exactly. ``datasets`` caches a
     folder's config under the folder's base name and a hash of the card's ``data_files``, so with fixed
-    names two folders called ``out`` (or one config rewritten in place) would share one stale cache.
+    names two folders called ``out`` (or one config rewritten in place) would share one stale cache; and
+    a rewritten config's new shards can sit beside the old ones until the card points at them.
     """
     splits = _as_dict(data)
     _check_name("config", config)
     target = folder / config
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
+    target.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, ds in splits.items():
         _check_name("split", split)
-        tmp = target / f".{split}.parquet.tmp"
-        ds.to_parquet(str(tmp))
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]
-        name = f"{split}-00000-of-00001-{digest}.parquet"
-        tmp.rename(target / name)
+        staged = target / f"{split}.parquet"
+        with atomic_path(staged) as tmp:
+            ds.to_parquet(str(tmp))
+        name = f"{split}-00000-of-00001-{_digest(staged)}.parquet"
+        os.replace(staged, target / name)
         paths[split] = f"{config}/{name}"
     return paths
 
 
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:16]
+
+
 def existing_card(folder: Path) -> DatasetCard | None:
-    """The card in ``folder`` if there is one."""
-    readme = folder / "README.md"
-    return DatasetCard.load(readme) if readme.exists() else None
+    """The card in ``folder`` if there is one (a broken card raises :class:`CorruptFileError` naming it)."""
+    return read_card(folder)
 
 
 def card_configs(card: DatasetCard | None) -> list[str]:
     """Config names a card lists."""
-    if card is None:
-        return []
-    return [c["config_name"] for c in card.data.to_dict().get("configs", [])]
+    return [c["config_name"] for c in card_entries(card)]
 
 
 def save_curated(
@@ -125,28 +132,30 @@ def save_curated(
     """Write ``data`` as config ``config_name`` of a Hub-style dataset folder, with its card.
 
     Pairs are written in TRL's preference format (see :func:`as_trl`). Configs already in the folder are
-    kept; writing one that exists needs ``overwrite=True``.
+    kept; writing one that exists needs ``overwrite=True``. The write is one commit: a reader (or a
+    process killed halfway) sees the folder's complete old or complete new state, never a mix
+    (:mod:`real_hub.hub.commit`).
+
+    Raises:
+        OutputError: the folder cannot be written (no permission, read-only, no space left); it is left
+            as it was.
+        CorruptFileError: the folder's ``README.md`` cannot be parsed (``real-hub repair`` rebuilds it).
     """
     _check_name("config", config_name)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    card = existing_card(folder)
-    if config_name in card_configs(card) and not overwrite:
-        raise ConfigError(
-            f"config {config_name!r} already exists in {folder}; "
-            f"pass {option('overwrite', True)} to replace it"
-        )
     splits = as_trl(data)
-    patterns = write_config_files(splits, folder, config_name)
-    new_card = build_card(
-        str(folder),
+
+    def card_for(existing: DatasetCard | None, paths: dict[str, str]) -> DatasetCard:
+        prov, stats = provenance or Provenance(), statistics or Statistics()
+        return build_card(str(folder), config_name, paths, prov, stats, existing=existing)
+
+    patterns = write_config(
+        folder,
         config_name,
-        patterns,
-        provenance or Provenance(),
-        statistics or Statistics(),
-        existing=card,
+        lambda root: write_config_files(splits, root, config_name),
+        card_for,
+        overwrite=overwrite,
     )
-    new_card.save(folder / "README.md")
     logger.info("Saved config %r (%s) to %s", config_name, ", ".join(patterns), folder)
     return folder
 
@@ -160,20 +169,16 @@ def load_curated(repo_id_or_folder: str | Path, config: str) -> CuratedSet:
     _check_name("config", config)
     path = Path(repo_id_or_folder)
     if path.exists():
-        card = existing_card(path)
+        dataset, card = load_config(path, config)
     else:
         from huggingface_hub import hf_hub_download
 
-        card = DatasetCard.load(hf_hub_download(str(repo_id_or_folder), "README.md", repo_type="dataset"))
-    names = card_configs(card)
-    if names and config not in names:
-        raise ConfigError(f"{repo_id_or_folder} has no config {config!r}; it has {names}")
-    # datasets caches a local folder's config by its name, not its files' contents: read a folder
-    # afresh, so a config rewritten with overwrite=True is not served from the old cache.
-    mode = "force_redownload" if path.exists() else None
-    dataset = load_dataset(
-        str(repo_id_or_folder), config, download_mode=mode, verification_mode="no_checks" if mode else None
-    )
+        readme = hf_hub_download(str(repo_id_or_folder), "README.md", repo_type="dataset")
+        card = parse_card(Path(readme), f"README.md of dataset repo {repo_id_or_folder}")
+        names = card_configs(card)
+        if names and config not in names:
+            raise ConfigError(f"{repo_id_or_folder} has no config {config!r}; it has {names}")
+        dataset = load_dataset(str(repo_id_or_folder), config)
     provenance, statistics = read_metadata(card, config) if card else (Provenance(), Statistics())
     return CuratedSet(config, as_trl(dataset), provenance, statistics)
 
@@ -223,7 +228,7 @@ def push_curated(
             readme = hf_hub_download(
                 repo_id, "README.md", repo_type="dataset", revision=info.sha, token=token
             )
-            card = DatasetCard.load(readme)
+            card = parse_card(Path(readme), f"README.md of dataset repo {repo_id}")
         if config_name in card_configs(card) and not overwrite:
             raise ConfigError(
                 f"config {config_name!r} already exists in dataset repo {repo_id}; "
@@ -262,14 +267,8 @@ def push_curated(
 def _config_files(card: DatasetCard | None, config: str, files: set[str]) -> set[str]:
     """Files of the repo that belong to ``config``: those under ``<config>/`` and those its card names."""
     own = {f for f in files if f.startswith(f"{config}/")}
-    for entry in card.data.to_dict().get("configs", []) if card is not None else []:
-        if entry.get("config_name") != config:
-            continue
-        data_files = entry.get("data_files", [])
-        for item in [data_files] if isinstance(data_files, (str, dict)) else data_files:
-            named = item.get("path") if isinstance(item, dict) else item
-            for pattern in [named] if isinstance(named, str) else named or []:
-                own |= {f for f in files if _glob(pattern).fullmatch(f)}
+    for pattern in listed_files(card, config):
+        own |= {f for f in files if _glob(pattern).fullmatch(f)}
     return own
 
 

@@ -157,6 +157,14 @@ def build_card(
     )
     sections = {m.group("name"): m.group(0) for m in _SECTION.finditer(existing.text)} if existing else {}
     sections[config] = config_section(config, provenance, statistics)
+    for entry in configs:  # a section lost from the text (a card cut short) comes back from the YAML
+        name, recorded = entry["config_name"], meta.get(entry["config_name"])
+        if name not in sections and isinstance(recorded, dict):
+            sections[name] = config_section(
+                name,
+                Provenance.from_dict(recorded.get("provenance") or {}),
+                Statistics.from_dict(recorded.get("statistics") or {}),
+            )
     return DatasetCard.from_template(
         data,
         template_path=str(TEMPLATES / "dataset_card.md"),

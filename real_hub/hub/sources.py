@@ -14,6 +14,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..errors import FormatError, HubError, hub_error
+from .folder import check_folder
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def load_source(
             more than one ``/``, is a path, never a Hub id), an empty file, a malformed JSON line (the error
             names the file and line), unknown or mixed formats.
         HubError: A Hub id that cannot be loaded (unreachable Hub, unknown repo, no access).
+        CorruptFileError: A folder whose ``README.md`` does not parse, or a shard of the config read that is
+            missing, empty, truncated or not parquet (the message names the file).
     """
     from datasets import load_dataset
 
@@ -64,7 +67,12 @@ def load_source(
     if data_format is not None and data_format not in set(FILE_FORMATS.values()):
         raise FormatError(f"unknown data format {data_format!r}: expected json, parquet or csv")
     if len(paths) == 1 and paths[0].is_dir():
-        return _load(lambda: load_dataset(str(paths[0]), config, split=split), str(paths[0]), FormatError)
+        check_folder(paths[0], config)
+        try:
+            return _load(lambda: load_dataset(str(paths[0]), config, split=split), str(paths[0]), FormatError)
+        except FormatError:
+            check_folder(paths[0], config, deep=True)  # a shard that cannot be read in full: name it
+            raise
     looks_like_files = (
         any(p.exists() or file_format(p) or _is_path(str(d)) for p, d in zip(paths, items, strict=True))
         or len(paths) > 1
@@ -112,12 +120,19 @@ def load_splits(data: str, *, config: str | None = None, revision: str | None = 
     path = Path(data).expanduser()
     if not path.is_dir() and (path.exists() or file_format(path) or _is_path(data)):
         return {"train": load_source(data)}
+    if path.is_dir():
+        check_folder(path, config)
     what = str(path) if path.is_dir() else f"{data} from the Hub (no local file or folder has that name)"
-    loaded = _load(
-        lambda: load_dataset(str(path) if path.is_dir() else data, config, revision=revision),
-        what,
-        FormatError if path.is_dir() else HubError,
-    )
+    try:
+        loaded = _load(
+            lambda: load_dataset(str(path) if path.is_dir() else data, config, revision=revision),
+            what,
+            FormatError if path.is_dir() else HubError,
+        )
+    except FormatError:
+        if path.is_dir():
+            check_folder(path, config, deep=True)  # a shard that cannot be read in full: name it
+        raise
     return dict(loaded) if isinstance(loaded, DatasetDict) else {"train": loaded}
 
 

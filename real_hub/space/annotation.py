@@ -31,6 +31,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..atomic import append_line
 from ..errors import ConfigError, FormatError
 from ..schema import PREFERENCE_COLUMNS
 
@@ -104,9 +105,8 @@ class AnnotationStore:
             "session": self.session,
             **(extra or {}),
         }
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
+        with self._lock:  # a line torn by a killed writer is closed first: the new record stays whole
+            append_line(self.path, json.dumps(record, ensure_ascii=False))
         logger.debug("Annotation %s by %s for pair %s", label, annotator, pid)
         return record
 

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import check_writable, output_errors, write_text_atomic
 from ..errors import ColumnError, ConfigError
 from ..options import TRL_MAX_LENGTH
 from ..schema import PREFERENCE_COLUMNS, REF_COLUMNS
@@ -438,11 +439,14 @@ def train_dpo(
         ColumnError: The data lack ``prompt``/``chosen``/``rejected`` (or the reference columns).
         ConfigError: An unknown ``precompute_ref`` or ``DPOConfig`` field, or one train_dpo sets itself.
         ModelNotFoundError, HubError: The model cannot be loaded; the push failed.
+        OutputError: ``output_dir`` cannot be written (checked before anything loads).
     """
     hub = hub or HubOptions()
     options = dict(options)
     peft_config = lora_config(lora, options)
     dpo_args = dpo_config(args, precompute_ref, options)
+    if dpo_args.output_dir:  # before the models load and train, not when the model is saved
+        check_writable(dpo_args.output_dir)
     if eval_split and type(dataset).__name__ == "Dataset":
         raise ConfigError(
             "a Dataset has no splits: pass a DatasetDict (or a folder/Hub id) to use eval_split"
@@ -491,7 +495,8 @@ def train_dpo(
         repo_id=hub.push_to,
     )
     card_path = Path(output_dir) / "README.md"
-    card.save(card_path)
+    with output_errors(output_dir, "writing the model card"):
+        write_text_atomic(card_path, str(card))
     pushed = (
         push_folder(output_dir, hub.push_to, private=hub.private, token=hub.token) if hub.push_to else None
     )
