@@ -350,20 +350,20 @@ def test_curate_on_ray_gives_the_default_engines_pairs_and_report(ray_local, tmp
 
 @pytest.mark.slow
 def test_curate_on_ray_hh_slice_at_budget_035(ray_local, tmp_path):
-    """600 real HH rows in batches of 64: the engines' pairs, reports and cards are equal to the bit.
+    """300 real HH rows in batches of 64: the engines' pairs, reports and cards are equal to the bit.
 
     The whole file (2,312 rows) is checked the same way by benchmarks/check_ray_hh.py.
     """
     import gzip
 
     with gzip.open(HH, "rt", encoding="utf-8") as f:
-        lines = [line for _, line in zip(range(600), f)]
-    part = tmp_path / "hh-600.jsonl.gz"
+        lines = [line for _, line in zip(range(300), f)]
+    part = tmp_path / "hh-300.jsonl.gz"
     with gzip.open(part, "wt", encoding="utf-8") as f:
         f.writelines(lines)
     default, on_ray = _curate_both(tmp_path, str(part), budget=0.35, batch_size=64)
     _assert_same_curation(tmp_path, default, on_ray)
-    assert on_ray.report.conversion.rows_in == 600
+    assert on_ray.report.conversion.rows_in == 300
 
 
 def test_curate_on_ray_candidates_with_globs(ray_local, tmp_path, gpt2_lm_dir):
