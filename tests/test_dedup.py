@@ -291,3 +291,29 @@ def test_the_default_embedder_finds_real_paraphrases_and_keeps_other_topics():
     train = Dataset.from_dict({"prompt": PARAPHRASES + DISTINCT[5:]})
     clean, leaks = decontaminate(train, Dataset.from_dict({"prompt": DISTINCT[:5]}))
     assert [m.row for m in leaks.matches] == [0, 1, 2, 3, 4] and clean["prompt"][:] == DISTINCT[5:]
+
+
+def test_greedy_over_a_component_larger_than_a_block_equals_the_one_by_one_rule():
+    """The block-wise greedy (one matrix product per block of 1,024) decides as the plain loop does."""
+    rng = np.random.default_rng(0)
+    n = 2600  # three blocks
+    vecs = rng.normal(size=(n, 8)).astype(np.float32) + 3.0  # one tight cone: most pairs are similar
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = rng.permutation(n)
+    threshold = 0.985
+    parent, similarity = np.full(n, -1), np.ones(n, dtype=np.float32)
+    search._greedy(ids, vecs, threshold, parent, similarity)
+    expected = np.full(n, -1)
+    kept: list[int] = []
+    for i in range(n):  # the rule, row by row
+        if kept:
+            sims = vecs[kept] @ vecs[i]
+            best = int(np.argmax(sims))
+            if sims[best] >= threshold - search.SIMILARITY_SLACK:
+                expected[ids[i]] = ids[kept[best]]
+                continue
+        kept.append(i)
+    assert 100 < len(kept) < n - 100  # both outcomes happen, across block boundaries
+    np.testing.assert_array_equal(parent, expected)
+    removed = parent >= 0
+    assert (similarity[removed] >= threshold - search.SIMILARITY_SLACK).all()
