@@ -208,7 +208,7 @@ def _greedy(
                 k = int(np.argmax(sims))
                 if sims[k] > best_sim:  # strictly: on a tie the earlier kept prompt wins
                     best_sim, best_id = float(sims[k]), int(ids[start + local[k]])
-            if start + r > 0 and best_sim >= cut:
+            if best_sim >= cut:  # the first row has nothing kept before it: best_sim is -2
                 parent[ids[start + r]] = best_id
                 similarity[ids[start + r]] = min(best_sim, 1.0)
             else:
